@@ -1,0 +1,31 @@
+# SparseViT for QGIS — developer entry points. Every target sets up what it needs first.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export QT_QPA_PLATFORM ?= offscreen
+
+.PHONY: setup demo test test-engine test-qgis bench package clean
+
+setup:            ## apt packages, venv, pinned wheels, sanity check (idempotent)
+	@bash scripts/setup.sh
+
+demo: setup       ## run the whole pipeline on the bundled sample scene with the default model
+	@bash scripts/demo.sh
+
+test: setup       ## the whole test suite (engine + plugin in a headless QGIS)
+	@$(PY) -m pytest
+
+test-engine: setup
+	@$(PY) -m pytest tests/engine
+
+test-qgis: setup
+	@$(PY) -m pytest tests/qgis
+
+bench: setup      ## every benchmark; figures go to benchmarks/results/*.json and *.md
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+package: setup    ## the installable QGIS plugin zip in dist/
+	@bash scripts/package.sh
+
+clean:
+	rm -rf dist build .pytest_cache

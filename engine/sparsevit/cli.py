@@ -1,0 +1,74 @@
+"""The ``sparsevit`` command line.
+
+Each sub-command lives in ``sparsevit/commands/<name>.py`` and exposes ``register(subparsers)``,
+which adds its parser and sets ``func(args, progress) -> int``. Global options: ``--json`` for
+JSON-lines events on stdout (read by the QGIS plugin), ``--cancel-file`` to cancel from outside.
+User errors (:class:`~sparsevit.errors.SparseVitError`) print one line and exit non-zero.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import traceback
+
+from .errors import SparseVitError
+from .progress import PROTOCOL_VERSION, Progress
+
+# Order is the order in ``sparsevit --help``. A module missing here is simply not offered.
+COMMAND_MODULES = ["info", "mosaic", "train", "pseudomasks", "refine", "predict", "evaluate", "export"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+    parser = argparse.ArgumentParser(prog="sparsevit", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"sparsevit {__version__}")
+    parser.add_argument("--json", action="store_true",
+                        help="emit JSON-lines progress/log/result events on stdout")
+    parser.add_argument("--cancel-file", metavar="PATH",
+                        help="cancel the run as soon as this file exists")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"sparsevit.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"sparsevit.commands.{name}":
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 1
+    progress = Progress(json_lines=args.json, cancel_file=args.cancel_file)
+    progress.install_signal_handlers()
+    progress.emit("start", command=args.command, protocol=PROTOCOL_VERSION)
+    try:
+        code = int(args.func(args, progress) or 0)
+    except SparseVitError as err:
+        if args.debug:
+            traceback.print_exc()
+        progress.emit("error", **err.to_dict())
+        print(f"sparsevit {args.command}: error: {err.one_line()}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        progress.emit("error", message="interrupted", problem="interrupted", path=None, fix=None)
+        print(f"sparsevit {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # an engine bug: keep the traceback, still one machine-readable event
+        progress.emit("error", message=f"internal error: {exc!r}", problem="internal error",
+                      path=None, fix="report this with the traceback")
+        traceback.print_exc()
+        return 1
+    progress.emit("end", command=args.command, exit_code=code)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Sub-commands of the sparsevit CLI; one module per command (see sparsevit.cli)."""

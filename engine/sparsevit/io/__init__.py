@@ -1,0 +1,1 @@
+"""Raster I/O: Sentinel-1/2 readers, tiling, classified and float writers."""

@@ -1,0 +1,40 @@
+"""Canonical Sentinel band names and the aliases found in real products.
+
+Every reader maps what it finds (band descriptions, file names) onto these names, so the rest of
+the engine never depends on band positions.
+"""
+from __future__ import annotations
+
+import re
+
+# ESA order. B10 (cirrus, 60 m) only exists in L1C products.
+S2_BANDS: tuple[str, ...] = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A",
+                             "B09", "B10", "B11", "B12")
+# Bands the default model uses: every S2 band but B10, so L1C and L2A inputs both work.
+S2_BANDS_NO_CIRRUS: tuple[str, ...] = tuple(b for b in S2_BANDS if b != "B10")
+S2_RESOLUTION_M: dict[str, int] = {
+    "B01": 60, "B02": 10, "B03": 10, "B04": 10, "B05": 20, "B06": 20, "B07": 20, "B08": 10,
+    "B8A": 20, "B09": 60, "B10": 60, "B11": 20, "B12": 20,
+}
+# The band order inside EuroSAT-MS GeoTIFFs (B8A last).
+EUROSAT_BAND_ORDER: tuple[str, ...] = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08",
+                                       "B09", "B10", "B11", "B12", "B8A")
+S1_BANDS: tuple[str, ...] = ("VV", "VH")
+RGB: tuple[str, str, str] = ("B04", "B03", "B02")
+
+_S2_RE = re.compile(r"(?<![A-Za-z0-9])B(?:AND)?[_ ]?0?(1[0-2]|[1-9]|8A)(?![0-9A-Za-z])", re.I)
+_S1_RE = re.compile(r"(?<![A-Za-z])(VV|VH|HH|HV)(?![A-Za-z])", re.I)
+
+
+def normalize_s2_name(text: str) -> str | None:
+    """'B4', 'B04', 'band_4', 'T33UUP_..._B04_10m', 'B8A' -> canonical name, else None."""
+    m = _S2_RE.search(text)
+    if not m:
+        return None
+    num = m.group(1).upper()
+    return "B8A" if num == "8A" else f"B{int(num):02d}"
+
+
+def normalize_s1_name(text: str) -> str | None:
+    m = _S1_RE.search(text)
+    return m.group(1).upper() if m else None

@@ -1,0 +1,1 @@
+"""Stage 3: a segmentation network trained on pseudomasks, refined iteratively."""

@@ -1,0 +1,80 @@
+"""Segmentation networks for refinement, from segmentation_models_pytorch.
+
+A registry of named configurations so a checkpoint can record one string and be rebuilt
+exactly. Encoders are always built without pretrained weights: nothing is downloaded, and
+ImageNet weights would not fit 12-14 band multispectral input anyway.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from .. import compat  # noqa: F401  (torchvision import shim, before smp/timm)
+from ..errors import InputError
+
+
+@dataclass(frozen=True)
+class SegmenterConfig:
+    arch: str = "Unet"
+    encoder_name: str = "resnet18"
+    encoder_depth: int = 5
+    decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16)
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["decoder_channels"] = list(self.decoder_channels)
+        return d
+
+
+SEGMENTERS: dict[str, SegmenterConfig] = {
+    # CPU default: a 4-level U-Net on ResNet-18 (~12 M parameters).
+    "unet-r18-small": SegmenterConfig(encoder_depth=4, decoder_channels=(128, 64, 32, 16)),
+    "unet-r18": SegmenterConfig(),
+    "unet-r34": SegmenterConfig(encoder_name="resnet34"),
+    "deeplabv3plus-r50": SegmenterConfig(arch="DeepLabV3Plus", encoder_name="resnet50",
+                                         decoder_channels=(256,)),
+}
+
+
+def build_segmenter(name_or_config: str | SegmenterConfig | dict, in_channels: int,
+                    num_classes: int) -> nn.Module:
+    import segmentation_models_pytorch as smp
+
+    if isinstance(name_or_config, str):
+        if name_or_config not in SEGMENTERS:
+            raise InputError(f"unknown segmenter '{name_or_config}'",
+                             fix=f"use one of {', '.join(sorted(SEGMENTERS))}")
+        cfg = SEGMENTERS[name_or_config]
+    elif isinstance(name_or_config, dict):
+        d = dict(name_or_config)
+        d["decoder_channels"] = tuple(d.get("decoder_channels", SegmenterConfig.decoder_channels))
+        cfg = SegmenterConfig(**d)
+    else:
+        cfg = name_or_config
+    kwargs = dict(encoder_name=cfg.encoder_name, encoder_weights=None, in_channels=in_channels,
+                  classes=num_classes, **cfg.extra)
+    if cfg.arch == "Unet":
+        kwargs.update(encoder_depth=cfg.encoder_depth, decoder_channels=cfg.decoder_channels)
+    elif cfg.arch == "DeepLabV3Plus":
+        kwargs.update(decoder_channels=cfg.decoder_channels[0])
+    model = smp.create_model(cfg.arch, **kwargs)
+    model.sparsevit_config = cfg  # recorded in checkpoints
+    return model
+
+
+@torch.no_grad()
+def predict_logits_padded(model: nn.Module, x: torch.Tensor, multiple: int = 32) -> torch.Tensor:
+    """Run ``model`` on inputs whose size is not a multiple of the encoder stride.
+
+    U-Net encoders halve the size ``depth`` times; reflect-pad up to the next multiple and crop
+    the logits back, so any raster window size works.
+    """
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        mode = "reflect" if (ph < h and pw < w) else "replicate"
+        x = torch.nn.functional.pad(x, (0, pw, 0, ph), mode=mode)
+    return model(x)[..., :h, :w]

@@ -1,0 +1,132 @@
+"""Training a segmentation network on (pseudo)masks; ignore label 255 for uncertain pixels."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from typing import Iterable, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from ..progress import Progress, null_progress
+
+IGNORE = 255
+
+
+@dataclass
+class SegTrainConfig:
+    epochs: int = 8
+    batch_size: int = 8
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_fraction: float = 0.05
+    seed: int = 0
+    augment: bool = True
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def dihedral(x: torch.Tensor, y: torch.Tensor, k: int, flip: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same flip/rotation for image [C,H,W] and mask [H,W]: they must stay aligned."""
+    if flip:
+        x, y = x.flip(-1), y.flip(-1)
+    if k:
+        x, y = torch.rot90(x, k, (-2, -1)), torch.rot90(y, k, (-2, -1))
+    return x, y
+
+
+class _Augmented(Dataset):
+    def __init__(self, base: Dataset, seed: int):
+        self.base, self.seed, self.epoch = base, seed, 0
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int):
+        x, y = self.base[i]
+        # seeded per (epoch, item): reproducible whatever the worker/batch layout
+        g = np.random.default_rng((self.seed, self.epoch, i))
+        return dihedral(x, y, int(g.integers(4)), bool(g.integers(2)))
+
+
+def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_fraction: float):
+    warmup = max(1, int(round(total_steps * warmup_fraction)))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        t = (step - warmup) / max(1, total_steps - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def train_segmenter(model: nn.Module, dataset: Dataset, cfg: SegTrainConfig,
+                    progress: Progress | None = None, stage: str = "refine") -> dict:
+    """Train in place. ``dataset[i]`` -> (x float32 [C,H,W], y int64 [H,W], 255 = ignore)."""
+    progress = progress or null_progress()
+    torch.manual_seed(cfg.seed)
+    data = _Augmented(dataset, cfg.seed) if cfg.augment else dataset
+    gen = torch.Generator().manual_seed(cfg.seed)
+    loader = DataLoader(data, batch_size=cfg.batch_size, shuffle=True, generator=gen, drop_last=False)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = warmup_cosine(opt, cfg.epochs * len(loader), cfg.warmup_fraction)
+    loss_fn = nn.CrossEntropyLoss(ignore_index=IGNORE)
+    history = {"loss": [], "seconds": 0.0, "images": 0, "skipped_batches": 0}
+    t0 = time.perf_counter()
+    model.train()
+    with progress.stage(stage, total=cfg.epochs * len(loader)) as st:
+        for epoch in range(cfg.epochs):
+            if isinstance(data, _Augmented):
+                data.epoch = epoch
+            total, count = 0.0, 0
+            for x, y in loader:
+                if not (y != IGNORE).any():
+                    # every pixel uncertain: no signal, and CE would return nan
+                    history["skipped_batches"] += 1
+                    sched.step()
+                    st.advance()
+                    continue
+                loss = loss_fn(model(x), y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                value = loss.item()
+                total += value * len(x)
+                count += len(x)
+                history["images"] += len(x)
+                st.advance(loss=round(value, 4), epoch=epoch)
+            history["loss"].append(total / max(1, count))
+    history["seconds"] = round(time.perf_counter() - t0, 2)
+    history["images_per_s"] = round(history["images"] / max(1e-9, history["seconds"]), 2)
+    model.eval()
+    return history
+
+
+@torch.no_grad()
+def predict_segmenter(model: nn.Module, images: Iterable[torch.Tensor], batch_size: int = 8
+                      ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield (labels uint8 [H,W], confidence float32 [H,W] = max softmax) per image."""
+    from .segmenter import predict_logits_padded
+
+    model.eval()
+    batch: list[torch.Tensor] = []
+
+    def flush():
+        probs = torch.softmax(predict_logits_padded(model, torch.stack(batch)), dim=1)
+        conf, lab = probs.max(dim=1)
+        for i in range(len(batch)):
+            yield lab[i].to(torch.uint8).numpy(), conf[i].float().numpy()
+
+    for x in images:
+        batch.append(x)
+        if len(batch) == batch_size:
+            yield from flush()
+            batch = []
+    if batch:
+        yield from flush()

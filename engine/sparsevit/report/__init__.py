@@ -1,0 +1,1 @@
+"""Figures and tables for people: PNG overviews, pseudomask grids, markdown reports."""

@@ -47,7 +47,7 @@ class ClassScheme:
     classes: tuple[ClassInfo, ...]
     ignore_value: int = 255
     source: str = ""
-    _by_value: dict = field(default=None, repr=False, compare=False, hash=False)  # type: ignore[assignment]
+    _by_value: dict = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_value", {c.value: i for i, c in enumerate(self.classes)})

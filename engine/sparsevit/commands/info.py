@@ -1,0 +1,173 @@
+"""``sparsevit info``: what the engine finds in a Sentinel-1/2 input and what it would do with it."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Sequence
+
+from ..bands import EUROSAT_BAND_ORDER, S2_BANDS, S2_BANDS_NO_CIRRUS, S2_RESOLUTION_M
+from ..errors import InputError
+from ..io.scene import (S1Scene, S2Scene, _expand, _open, ensure_has_data, open_s1, open_s2)
+
+BAND_ORDER_PRESETS = {"eurosat": EUROSAT_BAND_ORDER, "esa": S2_BANDS, "esa12": S2_BANDS_NO_CIRRUS}
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "info", help="show the bands, grid and CRS found in Sentinel-2/Sentinel-1 rasters",
+        description="Show which Sentinel-2/1 bands are found (and how), the grid, CRS, "
+                    "resolution, no-data share, value range and what the engine would do.")
+    p.add_argument("rasters", nargs="+", metavar="RASTER",
+                   help="a multi-band raster, a folder with one file per band, or band files")
+    p.add_argument("--s1", nargs="+", metavar="PATH",
+                   help="Sentinel-1 VV/VH input to align with the Sentinel-2 input")
+    p.add_argument("--band-order", metavar="BANDS",
+                   help="names of the input bands in file order, comma-separated "
+                        "(e.g. B01,B02,...) or a preset: eurosat, esa, esa12")
+    p.set_defaults(func=run)
+
+
+def parse_band_order(text: str | None) -> tuple[str, ...] | None:
+    if not text:
+        return None
+    preset = BAND_ORDER_PRESETS.get(text.strip().lower())
+    if preset:
+        return preset
+    return tuple(t for t in text.replace(",", " ").split() if t)
+
+
+def _group(rasters: Sequence[str | Path]) -> list[list[Path]]:
+    """Several single-band files form one product; anything else is one product per path."""
+    paths = [Path(r) for r in rasters]
+    if len(paths) > 1 and all(p.is_file() for p in paths):
+        counts = []
+        for p in paths:
+            with _open(p) as ds:
+                counts.append(ds.count)
+        if all(c == 1 for c in counts):
+            return [paths]
+    return [[p] for p in paths]
+
+
+def _open_any(paths: list[Path], band_order) -> S2Scene | S1Scene:
+    try:
+        return open_s2(paths, band_order=band_order, required=None)
+    except InputError as s2_err:
+        if band_order or "no Sentinel-2 bands" not in s2_err.problem:
+            raise
+        try:
+            return open_s1(paths)
+        except InputError as s1_err:
+            if "missing Sentinel-1 bands" not in s1_err.problem:
+                raise
+            raise InputError("neither Sentinel-2 bands (B01..B12) nor Sentinel-1 VV/VH found",
+                             path=", ".join(str(p) for p in _expand(paths)),
+                             fix="name the bands (descriptions or file names) or pass --band-order"
+                             ) from s1_err
+
+
+def _nominal(band: str, res_m: float) -> float:
+    """Geographic grids give 58 m for a 60 m band; say 60 m when that is what it is."""
+    nominal = S2_RESOLUTION_M.get(band, res_m)
+    return float(nominal) if abs(res_m - nominal) <= 0.15 * nominal else res_m
+
+
+def _fmt_m(v: float) -> str:
+    return f"{v:.0f} m" if v >= 5 else f"{v:.2f} m"
+
+
+def describe(paths: Sequence[str | Path], s1: Sequence[str | Path] | None = None,
+             band_order: Sequence[str] | None = None) -> dict:
+    """Everything ``info`` reports about one product, as a JSON-able dict."""
+    scene = _open_any([Path(p) for p in paths], band_order)
+    s1_scene = None
+    try:
+        info = {"source": [str(p) for p in paths], **scene.to_dict()}
+        stats = ensure_has_data(scene)
+        info["stats"] = stats
+        info["nodata_share"] = stats["nodata_share"]
+        ranges = [(b["min"], b["max"]) for b in stats["bands"].values() if b["min"] is not None]
+        info["value_range"] = [min(r[0] for r in ranges), max(r[1] for r in ranges)] if ranges else None
+        actions: list[str] = []
+        if isinstance(scene, S2Scene):
+            target_m = max(scene.grid.res_m())
+            for b in scene.resampled():
+                actions.append(f"resample {b} {_fmt_m(_nominal(b, scene.bands[b].res_m))} -> "
+                               f"{_fmt_m(_nominal('B02', target_m))} (bilinear)")
+            native_coarse = [b for b in scene.band_names
+                             if S2_RESOLUTION_M[b] > 10 and b not in scene.resampled()]
+            if native_coarse and target_m < 15:
+                actions.append(f"{', '.join(native_coarse)} already on the {_fmt_m(target_m)} grid: read as is")
+            lacking = [b for b in S2_BANDS_NO_CIRRUS if b not in scene.bands]
+            if lacking:
+                actions.append(f"missing required bands {', '.join(lacking)}: the engine cannot run on "
+                               "this input (add the band files or pass --band-order)")
+            elif "B10" not in scene.bands:
+                actions.append("B10 missing: model uses the 12-band set")
+            else:
+                actions.append("B10 (cirrus) present but not used: model uses the 12-band set")
+            if s1:
+                s1_scene = open_s1(s1, target=scene)
+                s1_info = s1_scene.to_dict()
+                s1_info["stats"] = ensure_has_data(s1_scene)
+                info["s1"] = s1_info
+                info["s1_units"] = s1_scene.units
+                actions.append("S1 reprojected onto the S2 grid (bilinear)" if s1_scene.reprojected
+                               else "S1 already on the S2 grid: read as is")
+                if s1_scene.units == "linear":
+                    actions.append("S1 linear power -> dB (10*log10)")
+        else:
+            info["s1_units"] = scene.units
+            actions.append("S1 linear power -> dB (10*log10)" if scene.units == "linear"
+                           else "S1 in dB: used as is")
+        if scene.grid.crs is None:
+            actions.append("no CRS: outputs will carry the pixel grid only (not georeferenced)")
+        info["actions"] = actions
+        return info
+    finally:
+        scene.close()
+        if s1_scene is not None:
+            s1_scene.close()
+
+
+def format_text(info: dict) -> str:
+    g = info["grid"]
+    lines = [f"{', '.join(info['source'])}"]
+    if info["kind"] == "S2":
+        lines.append(f"  Sentinel-2: {len(info['bands'])} bands"
+                     + (f", missing {', '.join(info['missing'])}" if info["missing"] else ""))
+    else:
+        lines.append(f"  Sentinel-1: {', '.join(info['bands'])}, units {info['units']}")
+    for name, b in info["bands"].items():
+        lines.append(f"    {name:<4} {_fmt_m(b['res_m']):>7}  {Path(b['path']).name}#{b['index']}"
+                     f"  (by {b['how']})")
+    size = (f"{_fmt_m(max(g['res_m']))} ({g['res'][0]:.6g} x {g['res'][1]:.6g} CRS units)"
+            if g["crs"] else f"pixel size {g['res'][0]:g} (no CRS: not georeferenced)")
+    lines.append(f"  grid: {g['width']} x {g['height']} px, {size}, CRS {g['crs'] or 'none'}")
+    lines.append(f"  bounds: {', '.join(f'{v:.6g}' for v in g['bounds'])}")
+    vr = info.get("value_range")
+    lines.append(f"  dtype {info.get('dtype', 'float32')}, nodata {info.get('nodata')}, "
+                 f"no-data share {100 * (info['nodata_share'] or 0):.1f}%, "
+                 f"values {vr[0]:g} .. {vr[1]:g}" if vr else "  values: none valid")
+    if "s1" in info:
+        s1 = info["s1"]
+        lines.append(f"  S1: {', '.join(s1['inputs'])}: units {s1['units']}, "
+                     f"CRS {s1['native_grid']['crs']}, {s1['native_grid']['width']} x "
+                     f"{s1['native_grid']['height']} px")
+    lines.append("  the engine will:")
+    lines += [f"    - {a}" for a in info["actions"]]
+    warnings_ = info.get("warnings", []) + info.get("s1", {}).get("warnings", [])
+    if warnings_:
+        lines.append("  warnings:")
+        lines += [f"    ! {w}" for w in warnings_]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace, progress) -> int:
+    band_order = parse_band_order(args.band_order)
+    products = [describe(group, s1=args.s1, band_order=band_order) for group in _group(args.rasters)]
+    if progress is not None and progress.json_lines:
+        progress.result(products=products)
+    else:
+        print("\n\n".join(format_text(p) for p in products))
+    return 0

@@ -1,0 +1,605 @@
+"""Sentinel-2 / Sentinel-1 inputs: find the bands by name, put them on one grid, read windows.
+
+Inputs can be one multi-band GeoTIFF/VRT, a folder with one file per band, or a list of per-band
+files. Bands are identified by name (band description, then band tags, then file name); a
+position is only trusted for the two ESA layouts (13 or 12 bands) and always leaves a warning.
+Coarser bands are resampled onto the grid of the finest band through a WarpedVRT, so reading a
+window never touches more than that window of every source.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.enums import Resampling
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.vrt import WarpedVRT
+from rasterio.warp import transform_bounds
+from rasterio.windows import Window
+
+from ..bands import (EUROSAT_BAND_ORDER, S1_BANDS, S2_BANDS, S2_BANDS_NO_CIRRUS,
+                     S2_RESOLUTION_M, normalize_s1_name, normalize_s2_name)
+from ..errors import InputError
+
+RASTER_SUFFIXES = {".tif", ".tiff", ".jp2", ".vrt", ".img"}
+HOW_DESCRIPTION, HOW_TAG, HOW_FILENAME, HOW_POSITION, HOW_OVERRIDE = (
+    "description", "tag", "filename", "position", "override")
+_NAME_TAG_KEYS = ("NAME", "BAND", "DESC")
+# Decimated reads for statistics never pull more than about this many pixels per band.
+_SAMPLE_SIDE = 512
+
+
+# --------------------------------------------------------------------------------------------
+# grid
+@dataclass(frozen=True)
+class Grid:
+    crs: CRS | None
+    transform: Affine
+    width: int
+    height: int
+
+    @property
+    def res(self) -> tuple[float, float]:
+        return (abs(self.transform.a), abs(self.transform.e))
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        t = self.transform
+        xs = (t.c, t.c + t.a * self.width)
+        ys = (t.f, t.f + t.e * self.height)
+        return (min(xs), min(ys), max(xs), max(ys))
+
+    @property
+    def georeferenced(self) -> bool:
+        return self.crs is not None
+
+    def res_m(self) -> tuple[float, float]:
+        """Pixel size in metres (approximate for geographic CRSs)."""
+        if self.crs is not None and self.crs.is_geographic:
+            lat = (self.bounds[1] + self.bounds[3]) / 2
+            return (self.res[0] * 111_320 * math.cos(math.radians(lat)), self.res[1] * 110_574)
+        return self.res
+
+    def window_transform(self, window: Window) -> Affine:
+        return rasterio.windows.transform(window, self.transform)
+
+    def same_as(self, other: "Grid", tol: float = 1e-6) -> bool:
+        if (self.width, self.height) != (other.width, other.height) or self.crs != other.crs:
+            return False
+        return self.transform.almost_equals(other.transform, precision=tol * max(self.res))
+
+    def to_dict(self) -> dict:
+        return {"crs": self.crs.to_string() if self.crs else None,
+                "transform": list(self.transform)[:6], "width": self.width,
+                "height": self.height, "res": list(self.res),
+                "res_m": [round(v, 2) for v in self.res_m()], "bounds": list(self.bounds)}
+
+    @classmethod
+    def of(cls, ds) -> "Grid":
+        return cls(ds.crs, ds.transform, ds.width, ds.height)
+
+
+@dataclass
+class BandSource:
+    name: str
+    path: Path
+    index: int  # 1-based band index in ``path``
+    how: str  # description | tag | filename | position | override
+    grid: Grid
+    dtype: str
+    nodata: float | None
+
+    @property
+    def res_m(self) -> float:
+        return max(self.grid.res_m())
+
+    def to_dict(self) -> dict:
+        return {"path": str(self.path), "index": self.index, "how": self.how,
+                "res_m": round(self.res_m, 2), "width": self.grid.width,
+                "height": self.grid.height, "dtype": self.dtype, "nodata": self.nodata}
+
+
+# --------------------------------------------------------------------------------------------
+# opening files
+def _open(path: Path):
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            return rasterio.open(path)
+    except RasterioIOError as exc:
+        if not path.exists():
+            raise InputError("file not found", path=path, fix="check the path") from exc
+        raise InputError(f"not a readable raster ({_short(exc)})", path=path,
+                         fix="give a GeoTIFF, JP2 or VRT; re-export the file if it is truncated or corrupt"
+                         ) from exc
+
+
+def _short(exc: Exception) -> str:
+    return str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+
+
+def _read(ds, index: int, window: Window, path: Path) -> np.ndarray:
+    try:
+        return ds.read(index, window=window, out_dtype="float32")
+    except RasterioIOError as exc:
+        raise InputError(f"cannot read pixels ({_short(exc)})", path=path,
+                         fix="the file is truncated or corrupt: download or export it again") from exc
+
+
+def _check_dtype(ds, path: Path) -> None:
+    for dt in set(ds.dtypes):
+        if np.dtype(dt).kind not in "uif":
+            raise InputError(f"unsupported data type {dt}", path=path,
+                             fix="convert the bands to an integer or float type (e.g. gdal_translate -ot Float32)")
+
+
+def _expand(inputs: str | Path | Sequence[str | Path]) -> list[Path]:
+    """One path, a folder or a list -> the raster files it stands for."""
+    items = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+    if not items:
+        raise InputError("no input raster given", fix="give a raster file, a band folder or band files")
+    out: list[Path] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.suffix.lower() in RASTER_SUFFIXES and f.is_file())
+            if not found:  # e.g. a .SAFE folder: the band files sit deeper
+                found = sorted(f for f in p.rglob("*") if f.suffix.lower() in RASTER_SUFFIXES and f.is_file())
+            if not found:
+                raise InputError("folder holds no raster files", path=p,
+                                 fix="point at the folder with the band files (B02.tif, ...) or at a GeoTIFF")
+            out.extend(found)
+        elif not p.exists():
+            raise InputError("file not found", path=p, fix="check the path")
+        else:
+            out.append(p)
+    return out
+
+
+def _name_from_tags(tags: dict, normalize) -> str | None:
+    for key, value in tags.items():
+        if any(k in key.upper() for k in _NAME_TAG_KEYS) and isinstance(value, str) and len(value) < 64:
+            name = normalize(value)
+            if name:
+                return name
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Sentinel-2
+@dataclass
+class S2Scene:
+    """Sentinel-2 bands found in the input, on one target grid.
+
+    Use as a context manager (or call :meth:`close`): sources stay open between window reads.
+    """
+
+    inputs: list[Path]
+    bands: dict[str, BandSource]
+    grid: Grid
+    dtype: str
+    nodata: float | None
+    warnings: list[str] = field(default_factory=list)
+    _handles: dict = field(default_factory=dict, repr=False)
+
+    # -- description ------------------------------------------------------------------------
+    @property
+    def missing(self) -> list[str]:
+        return [b for b in S2_BANDS if b not in self.bands]
+
+    @property
+    def band_names(self) -> list[str]:
+        return [b for b in S2_BANDS if b in self.bands]
+
+    def resampled(self) -> list[str]:
+        """Bands not already on the target grid (read through a bilinear warp)."""
+        return [b for b in self.band_names if not self.bands[b].grid.same_as(self.grid)]
+
+    def require(self, bands: Iterable[str] = S2_BANDS_NO_CIRRUS) -> None:
+        lacking = [b for b in bands if b not in self.bands]
+        if lacking:
+            raise InputError(f"missing Sentinel-2 bands {', '.join(lacking)} (found {', '.join(self.band_names) or 'none'})",
+                             path=", ".join(str(p) for p in self.inputs),
+                             fix="add the missing band files, or name the bands with --band-order")
+
+    def to_dict(self) -> dict:
+        return {"kind": "S2", "inputs": [str(p) for p in self.inputs],
+                "bands": {b: self.bands[b].to_dict() for b in self.band_names},
+                "missing": self.missing, "resampled": self.resampled(),
+                "grid": self.grid.to_dict(), "dtype": self.dtype, "nodata": self.nodata,
+                "warnings": list(self.warnings)}
+
+    # -- reading ----------------------------------------------------------------------------
+    def _reader(self, name: str):
+        if name not in self._handles:
+            src = self.bands[name]
+            ds = self._handles.get(("file", src.path))
+            if ds is None:
+                ds = self._handles[("file", src.path)] = _open(src.path)
+            if src.grid.same_as(self.grid):
+                self._handles[name] = (ds, src.index, None)
+            elif src.grid.crs is None or self.grid.crs is None:
+                # No CRS to warp with: assume both cover the same extent and rescale.
+                self._handles[name] = (ds, src.index, "scale")
+            else:
+                vrt = WarpedVRT(ds, crs=self.grid.crs, transform=self.grid.transform,
+                                width=self.grid.width, height=self.grid.height,
+                                resampling=Resampling.bilinear, dtype="float32",
+                                src_nodata=src.nodata, nodata=np.nan)
+                self._handles[name] = (vrt, src.index, None)
+        return self._handles[name]
+
+    def read(self, window: Window | None = None, bands: Sequence[str] | None = None
+             ) -> tuple[np.ndarray, np.ndarray]:
+        """Read ``bands`` (default: the 12 bands without B10) in that order as float32 [C,H,W].
+
+        Returns ``(data, valid)``; ``valid`` [H,W] is False where any band is nodata, NaN/Inf or
+        outside its source, and where every band is 0 (the Sentinel-2 no-data value when the
+        file does not declare one). Invalid pixels hold 0 in ``data``.
+        """
+        bands = list(bands) if bands is not None else list(S2_BANDS_NO_CIRRUS)
+        self.require(bands)
+        window = window or Window(0, 0, self.grid.width, self.grid.height)
+        h, w = int(window.height), int(window.width)
+        data = np.empty((len(bands), h, w), dtype=np.float32)
+        valid = np.ones((h, w), dtype=bool)
+        for i, name in enumerate(bands):
+            ds, idx, mode = self._reader(name)
+            src = self.bands[name]
+            if mode == "scale":
+                sx, sy = ds.width / self.grid.width, ds.height / self.grid.height
+                swin = Window(window.col_off * sx, window.row_off * sy, w * sx, h * sy)
+                arr = ds.read(idx, window=swin, out_shape=(h, w), resampling=Resampling.bilinear,
+                              out_dtype="float32")
+            else:
+                arr = _read(ds, idx, window, src.path)
+            if src.nodata is not None and not (isinstance(ds, WarpedVRT)):
+                valid &= ~((arr == src.nodata) if not np.isnan(src.nodata) else np.isnan(arr))
+            valid &= np.isfinite(arr)
+            data[i] = arr
+        if self.nodata is None and np.dtype(self.dtype).kind in "ui":
+            valid &= np.any(data != 0, axis=0)
+        data[:, ~valid] = 0
+        return data, valid
+
+    def close(self) -> None:
+        # Close warped views before the files they read from.
+        for key, handle in list(self._handles.items()):
+            if not isinstance(key, tuple) and handle[0] is not None and isinstance(handle[0], WarpedVRT):
+                handle[0].close()
+        for key, handle in list(self._handles.items()):
+            if isinstance(key, tuple):
+                handle.close()
+        self._handles.clear()
+
+    def __enter__(self) -> "S2Scene":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _s2_candidates(files: list[Path], band_order: Sequence[str] | None
+                   ) -> tuple[list[BandSource], list[str], list[tuple[Path, int]]]:
+    """Every band of every file, named if a name was found. Returns (named, warnings, unnamed)."""
+    named: list[BandSource] = []
+    unnamed: list[tuple[Path, int]] = []
+    notes: list[str] = []
+    multi = [f for f in files]
+    order = [_canon(b) for b in band_order] if band_order else None
+    flat: list[tuple[Path, int, object]] = []
+    for f in multi:
+        ds = _open(f)
+        try:
+            _check_dtype(ds, f)
+            g = Grid.of(ds)
+            for i in range(1, ds.count + 1):
+                flat.append((f, i, (g, ds.dtypes[i - 1], ds.nodata, ds.descriptions[i - 1],
+                                    ds.tags(i), ds.count)))
+        finally:
+            ds.close()
+    if order is not None:
+        if len(order) != len(flat):
+            raise InputError(f"--band-order names {len(order)} bands but the input has {len(flat)}",
+                             path=", ".join(map(str, files)), fix="give one name per band, in file order")
+        for (f, i, (g, dt, nd, *_)), name in zip(flat, order):
+            named.append(BandSource(name, f, i, HOW_OVERRIDE, g, dt, nd))
+        return named, notes, unnamed
+    for f, i, (g, dt, nd, desc, tags, count) in flat:
+        name, how = None, None
+        if desc:
+            name, how = normalize_s2_name(desc), HOW_DESCRIPTION
+        if not name:
+            name, how = _name_from_tags(tags, normalize_s2_name), HOW_TAG
+        if not name and count == 1:
+            name, how = normalize_s2_name(f.stem), HOW_FILENAME
+        if name:
+            named.append(BandSource(name, f, i, how, g, dt, nd))
+        else:
+            unnamed.append((f, i))
+    return named, notes, unnamed
+
+
+def _canon(name: str) -> str:
+    canon = normalize_s2_name(name)
+    if canon is None:
+        raise InputError(f"'{name}' is not a Sentinel-2 band name", fix="use names like B02 or B8A")
+    return canon
+
+
+def _positional_order(path: Path, count: int) -> tuple[tuple[str, ...], str]:
+    if count == 12:
+        return S2_BANDS_NO_CIRRUS, "ESA order without B10 (L2A)"
+    # 13 bands: ESA order puts cirrus (B10, almost always the darkest band in L1C) at position 11,
+    # EuroSAT-MS puts it at position 10 and B8A last.
+    with _open(path) as ds:
+        step = max(1, max(ds.width, ds.height) // _SAMPLE_SIDE)
+        out = (max(1, ds.height // step), max(1, ds.width // step))
+        b10, b11 = (ds.read(i, out_shape=out).astype("float64") for i in (10, 11))
+    if np.nanmedian(b10) < np.nanmedian(b11):
+        return EUROSAT_BAND_ORDER, "EuroSAT-MS order (B10 10th, B8A last)"
+    return S2_BANDS, "ESA order"
+
+
+def open_s2(inputs: str | Path | Sequence[str | Path], band_order: Sequence[str] | None = None,
+            required: Iterable[str] | None = S2_BANDS_NO_CIRRUS) -> S2Scene:
+    """Open a Sentinel-2 input (multi-band file, band folder or band files) as an :class:`S2Scene`.
+
+    ``band_order`` names every band of the input in file order (e.g. ``EUROSAT_BAND_ORDER``) and
+    overrides what the files say. ``required`` bands missing -> :class:`InputError` (``None``
+    accepts any subset, as ``sparsevit info`` does).
+    """
+    files = _expand(inputs)
+    named, notes, unnamed = _s2_candidates(files, band_order)
+    if not named and unnamed:
+        by_file: dict[Path, list[int]] = {}
+        for f, i in unnamed:
+            by_file.setdefault(f, []).append(i)
+        if len(by_file) == 1:
+            (f, idxs), = by_file.items()
+            if len(idxs) in (12, 13):
+                order, label = _positional_order(f, len(idxs))
+                with _open(f) as ds:
+                    g, dts, nd = Grid.of(ds), ds.dtypes, ds.nodata
+                named = [BandSource(n, f, i, HOW_POSITION, g, dts[i - 1], nd)
+                         for n, i in zip(order, idxs)]
+                notes.append(f"bands identified by position ({label}): {f.name} names no bands; "
+                             "pass --band-order if this is wrong")
+                unnamed = []
+    if not named:
+        raise InputError("no Sentinel-2 bands found (no band names in descriptions, tags or file names)",
+                         path=", ".join(str(p) for p in files),
+                         fix="name the bands (B02.tif, ... or band descriptions) or pass --band-order")
+    if unnamed:
+        notes.append("ignored bands without a Sentinel-2 name: "
+                     + ", ".join(f"{f.name}#{i}" for f, i in unnamed[:8]))
+    bands: dict[str, BandSource] = {}
+    for src in named:
+        old = bands.get(src.name)
+        if old is None or src.res_m < old.res_m:
+            bands[src.name] = src
+        if old is not None:
+            notes.append(f"{src.name} found twice ({old.path.name}, {src.path.name}); using the finer one")
+    # The finest band defines the grid; ties go to ESA order so B02 wins among 10 m bands.
+    ref = min((bands[b] for b in S2_BANDS if b in bands), key=lambda s: s.res_m)
+    dtypes = {s.dtype for s in bands.values()}
+    dtype = np.result_type(*dtypes).name if len(dtypes) > 1 else dtypes.pop()
+    nodatas = {s.nodata for s in bands.values()}
+    nodata = nodatas.pop() if len(nodatas) == 1 else None
+    if ref.grid.crs is None:
+        notes.append("the input has no CRS: outputs will not be georeferenced")
+    scene = S2Scene(inputs=files, bands=bands, grid=ref.grid, dtype=dtype, nodata=nodata,
+                    warnings=notes)
+    if required is not None:
+        scene.require(required)
+    return scene
+
+
+# --------------------------------------------------------------------------------------------
+# Sentinel-1
+@dataclass
+class S1Scene:
+    """Sentinel-1 VV/VH, read in dB on ``grid`` (the S2 grid when aligned to one)."""
+
+    inputs: list[Path]
+    bands: dict[str, BandSource]
+    native_grid: Grid
+    grid: Grid
+    units: str  # "dB" or "linear" (as found; reads always return dB)
+    warnings: list[str] = field(default_factory=list)
+    _handles: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def reprojected(self) -> bool:
+        return not self.native_grid.same_as(self.grid)
+
+    def to_dict(self) -> dict:
+        return {"kind": "S1", "inputs": [str(p) for p in self.inputs],
+                "bands": {b: s.to_dict() for b, s in self.bands.items()}, "units": self.units,
+                "native_grid": self.native_grid.to_dict(), "grid": self.grid.to_dict(),
+                "reprojected": self.reprojected, "warnings": list(self.warnings)}
+
+    def _reader(self, name: str):
+        if name not in self._handles:
+            src = self.bands[name]
+            ds = self._handles.get(("file", src.path))
+            if ds is None:
+                ds = self._handles[("file", src.path)] = _open(src.path)
+            if src.grid.same_as(self.grid):
+                self._handles[name] = (ds, src.index)
+            else:
+                self._handles[name] = (WarpedVRT(
+                    ds, crs=self.grid.crs, transform=self.grid.transform, width=self.grid.width,
+                    height=self.grid.height, resampling=Resampling.bilinear, dtype="float32",
+                    src_nodata=src.nodata, nodata=np.nan), src.index)
+        return self._handles[name]
+
+    def read(self, window: Window | None = None, bands: Sequence[str] = S1_BANDS
+             ) -> tuple[np.ndarray, np.ndarray]:
+        """float32 [C,H,W] backscatter in dB and a validity mask [H,W] (invalid pixels hold 0)."""
+        window = window or Window(0, 0, self.grid.width, self.grid.height)
+        h, w = int(window.height), int(window.width)
+        data = np.empty((len(bands), h, w), dtype=np.float32)
+        valid = np.ones((h, w), dtype=bool)
+        for i, name in enumerate(bands):
+            ds, idx = self._reader(name)
+            arr = _read(ds, idx, window, self.bands[name].path)
+            nd = self.bands[name].nodata
+            if nd is not None and not isinstance(ds, WarpedVRT) and not np.isnan(nd):
+                valid &= arr != nd
+            if self.units == "linear":
+                # Warping linear power is right (averages power); dB only afterwards.
+                valid &= arr >= 0
+                arr = 10.0 * np.log10(np.maximum(arr, 1e-5))
+            valid &= np.isfinite(arr)
+            data[i] = arr
+        data[:, ~valid] = 0
+        return data, valid
+
+    def close(self) -> None:
+        for key, handle in list(self._handles.items()):
+            if not isinstance(key, tuple) and isinstance(handle[0], WarpedVRT):
+                handle[0].close()
+        for key, handle in list(self._handles.items()):
+            if isinstance(key, tuple):
+                handle.close()
+        self._handles.clear()
+
+    def __enter__(self) -> "S1Scene":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _s1_sources(files: list[Path]) -> tuple[dict[str, BandSource], list[str]]:
+    found: dict[str, BandSource] = {}
+    notes: list[str] = []
+    for f in files:
+        with _open(f) as ds:
+            _check_dtype(ds, f)
+            g = Grid.of(ds)
+            for i in range(1, ds.count + 1):
+                desc = ds.descriptions[i - 1]
+                name, how = (normalize_s1_name(desc), HOW_DESCRIPTION) if desc else (None, None)
+                if not name:
+                    name, how = _name_from_tags(ds.tags(i), normalize_s1_name), HOW_TAG
+                if not name and ds.count == 1:
+                    name, how = normalize_s1_name(f.stem), HOW_FILENAME
+                if not name and ds.count == 2 and not any(ds.descriptions):
+                    name, how = S1_BANDS[i - 1], HOW_POSITION
+                    if i == 1:
+                        notes.append(f"S1 bands identified by position (VV, VH) in {f.name}")
+                if name in S1_BANDS and name not in found:
+                    found[name] = BandSource(name, f, i, how, g, ds.dtypes[i - 1], ds.nodata)
+    return found, notes
+
+
+def detect_s1_units(values: np.ndarray) -> str | None:
+    """'dB' when most values are negative, 'linear' when they sit in [0, ~1], else None."""
+    v = values[np.isfinite(values)]
+    if v.size == 0:
+        return None
+    if np.mean(v < 0) > 0.5:
+        return "dB"
+    if v.min() >= 0 and np.median(v) <= 1.0:
+        return "linear"
+    return None
+
+
+def _sample(src: BandSource) -> np.ndarray:
+    with _open(src.path) as ds:
+        step = max(1, max(ds.width, ds.height) // _SAMPLE_SIDE)
+        out = (max(1, ds.height // step), max(1, ds.width // step))
+        a = ds.read(src.index, out_shape=out, out_dtype="float64")
+    if src.nodata is not None and not np.isnan(src.nodata):
+        a = a[a != src.nodata]
+    return a.ravel()
+
+
+def open_s1(inputs: str | Path | Sequence[str | Path], target: Grid | S2Scene | None = None,
+            s2_path: str | Path | None = None) -> S1Scene:
+    """Open VV/VH (one 2-band file, a folder with VV/VH files, or the two files).
+
+    With ``target`` (an S2 grid or scene) reads come out on that grid, reprojected when CRS,
+    resolution or extent differ; no overlap -> :class:`InputError` naming both inputs.
+    """
+    files = _expand(inputs)
+    bands, notes = _s1_sources(files)
+    where = ", ".join(str(p) for p in files)
+    lacking = [b for b in S1_BANDS if b not in bands]
+    if lacking:
+        raise InputError(f"missing Sentinel-1 bands {', '.join(lacking)}", path=where,
+                         fix="give VV and VH (band descriptions VV/VH, or files named *VV*.tif/*VH*.tif)")
+    units = {b: detect_s1_units(_sample(s)) for b, s in bands.items()}
+    if None in units.values():
+        raise InputError("Sentinel-1 values are neither dB nor linear backscatter", path=where,
+                         fix="give calibrated sigma0 (linear power or dB), not raw amplitude")
+    if len(set(units.values())) > 1:
+        raise InputError(f"VV and VH are in different units ({units['VV']} / {units['VH']})",
+                         path=where, fix="give both bands in dB or both in linear power")
+    native = bands["VV"].grid
+    if isinstance(target, S2Scene):
+        s2_path = s2_path or ", ".join(str(p) for p in target.inputs)
+        target = target.grid
+    grid = target or native
+    if target is not None:
+        _check_overlap(native, target, where, str(s2_path or "the Sentinel-2 input"))
+    scene = S1Scene(inputs=files, bands=bands, native_grid=native, grid=grid,
+                    units=units["VV"], warnings=notes)
+    return scene
+
+
+def _check_overlap(s1: Grid, s2: Grid, s1_where: str, s2_where: str) -> None:
+    if s1.crs is None or s2.crs is None:
+        if s1.crs is None and s2.crs is None and (s1.width, s1.height) == (s2.width, s2.height):
+            return
+        raise InputError(f"cannot align Sentinel-1 ({s1_where}) with Sentinel-2 ({s2_where}): "
+                         "one of them has no CRS", path=s1_where,
+                         fix="give both inputs georeferenced, or both with the same pixel grid")
+    left, bottom, right, top = transform_bounds(s1.crs, s2.crs, *s1.bounds, densify_pts=21)
+    l2, b2, r2, t2 = s2.bounds
+    if left >= r2 or right <= l2 or bottom >= t2 or top <= b2:
+        raise InputError(f"Sentinel-1 ({s1_where}) and Sentinel-2 ({s2_where}) do not overlap",
+                         path=s1_where, fix="give an S1 scene that covers the S2 scene")
+
+
+# --------------------------------------------------------------------------------------------
+# statistics for `sparsevit info`
+def decimated_stats(scene: S2Scene | S1Scene, max_side: int = _SAMPLE_SIDE) -> dict:
+    """Nodata share and value range per band from a decimated read (fast on big rasters)."""
+    stats: dict[str, dict] = {}
+    shares = []
+    for name, src in scene.bands.items():
+        with _open(src.path) as ds:
+            step = max(1, max(ds.width, ds.height) // max_side)
+            out = (max(1, ds.height // step), max(1, ds.width // step))
+            a = ds.read(src.index, out_shape=out, out_dtype="float64")
+        bad = ~np.isfinite(a)
+        if src.nodata is not None:
+            bad |= np.isnan(a) if np.isnan(src.nodata) else (a == src.nodata)
+        good = a[~bad]
+        shares.append(bad.mean())
+        stats[name] = {"nodata_share": round(float(bad.mean()), 4),
+                       "min": float(good.min()) if good.size else None,
+                       "max": float(good.max()) if good.size else None,
+                       "p2": float(np.percentile(good, 2)) if good.size else None,
+                       "p98": float(np.percentile(good, 98)) if good.size else None}
+    return {"bands": stats, "nodata_share": round(float(max(shares)), 4) if shares else None}
+
+
+def ensure_has_data(scene: S2Scene | S1Scene) -> dict:
+    """:func:`decimated_stats`, raising :class:`InputError` when every sampled pixel is no data."""
+    stats = decimated_stats(scene)
+    if stats["nodata_share"] is not None and stats["nodata_share"] >= 1.0:
+        raise InputError("the raster holds only no-data pixels",
+                         path=", ".join(str(p) for p in scene.inputs),
+                         fix="check the nodata value of the file or choose another scene")
+    return stats

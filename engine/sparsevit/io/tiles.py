@@ -1,0 +1,107 @@
+"""Overlapping tiles over a grid of any size, read one at a time (memory bounded).
+
+Each :class:`Tile` has the window it reads (``window``, with overlap) and the window it owns
+(``core``): cores partition the grid exactly, cutting every overlap in the middle, so a
+predictor can write ``tile.crop(pred)`` to ``tile.core`` and never needs the whole raster.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+from rasterio.windows import Window
+
+
+@dataclass(frozen=True)
+class Tile:
+    row: int
+    col: int
+    window: Window  # what is read (grid pixel coordinates)
+    core: Window  # what this tile owns in the output
+
+    @property
+    def core_slices(self) -> tuple[slice, slice]:
+        """Slices of a tile-shaped array that cover :attr:`core`."""
+        r0 = int(self.core.row_off - self.window.row_off)
+        c0 = int(self.core.col_off - self.window.col_off)
+        return (slice(r0, r0 + int(self.core.height)), slice(c0, c0 + int(self.core.width)))
+
+    def crop(self, array: np.ndarray) -> np.ndarray:
+        """The core part of a [..., H, W] array read or predicted for this tile."""
+        rs, cs = self.core_slices
+        return array[..., rs, cs]
+
+
+def _starts(length: int, size: int, stride: int) -> list[int]:
+    if length <= size:
+        return [0]
+    starts = list(range(0, length - size, stride))
+    starts.append(length - size)  # the last tile is shifted back so every tile is full size
+    return sorted(set(starts))
+
+
+def _cores(starts: list[int], size: int, length: int) -> list[tuple[int, int]]:
+    ends = [min(s + size, length) for s in starts]
+    bounds = [0] + [(starts[i] + ends[i - 1]) // 2 for i in range(1, len(starts))] + [length]
+    return [(bounds[i], bounds[i + 1]) for i in range(len(starts))]
+
+
+def tile_windows(width: int, height: int, size: int, overlap: int = 0) -> list[Tile]:
+    """Tiles of ``size`` x ``size`` (smaller only when the grid is) overlapping by >= ``overlap``."""
+    if size <= 0 or overlap < 0 or overlap >= size:
+        raise ValueError(f"need size > overlap >= 0 (size={size}, overlap={overlap})")
+    stride = size - overlap
+    rows, cols = _starts(height, size, stride), _starts(width, size, stride)
+    rcores, ccores = _cores(rows, size, height), _cores(cols, size, width)
+    tiles = []
+    for i, (r, (rc0, rc1)) in enumerate(zip(rows, rcores)):
+        for j, (c, (cc0, cc1)) in enumerate(zip(cols, ccores)):
+            tiles.append(Tile(i, j, Window(c, r, min(size, width - c), min(size, height - r)),
+                              Window(cc0, rc0, cc1 - cc0, rc1 - rc0)))
+    return tiles
+
+
+def iter_tiles(reader: Callable[[Window], tuple[np.ndarray, np.ndarray]], width: int, height: int,
+               size: int, overlap: int = 0) -> Iterator[tuple[Tile, np.ndarray, np.ndarray]]:
+    """Yield ``(tile, data, valid)`` for every tile; ``reader`` is e.g. ``scene.read``.
+
+    Only one tile's data is alive at a time (the caller drops it before the next).
+    """
+    for tile in tile_windows(width, height, size, overlap):
+        data, valid = reader(tile.window)
+        yield tile, data, valid
+
+
+def iter_scene_tiles(scene, size: int, overlap: int = 0, bands=None
+                     ) -> Iterator[tuple[Tile, np.ndarray, np.ndarray]]:
+    """:func:`iter_tiles` over an :class:`~sparsevit.io.scene.S2Scene` or ``S1Scene``."""
+    def read(window: Window):
+        return scene.read(window, bands) if bands is not None else scene.read(window)
+    return iter_tiles(read, scene.grid.width, scene.grid.height, size, overlap)
+
+
+def pad_to(array: np.ndarray, size: int, value: float = 0) -> np.ndarray:
+    """Pad the last two axes at the bottom/right up to ``size`` (for tiles of small rasters)."""
+    h, w = array.shape[-2:]
+    if h >= size and w >= size:
+        return array
+    pad = [(0, 0)] * (array.ndim - 2) + [(0, max(0, size - h)), (0, max(0, size - w))]
+    return np.pad(array, pad, mode="constant", constant_values=value)
+
+
+def blend_weights(height: int, width: int, overlap: int) -> np.ndarray:
+    """A [H,W] float32 weight that ramps linearly to ~0 over ``overlap`` pixels at each edge.
+
+    For soft blending of overlapping predictions (accumulate ``w * p`` and ``w``, divide);
+    cropping to :attr:`Tile.core` is the memory-free alternative.
+    """
+    def ramp(n: int) -> np.ndarray:
+        r = np.ones(n, dtype=np.float32)
+        m = min(overlap, n // 2)
+        if m > 0:
+            edge = (np.arange(m, dtype=np.float32) + 0.5) / m
+            r[:m] = edge
+            r[n - m:] = edge[::-1]
+        return r
+    return np.outer(ramp(height), ramp(width))

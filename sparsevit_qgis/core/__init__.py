@@ -1,0 +1,1 @@
+"""Plugin logic without widgets: engine process, settings, class schemes, styling."""

@@ -1,0 +1,117 @@
+"""Styling of results: class schemes as paletted renderers, .qml sidecars, layer groups, basemap.
+
+Main-thread only (layers and the layer tree are not thread-safe).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+from typing import Iterable
+from urllib.parse import quote
+
+from qgis.core import (
+    QgsLayerTreeGroup,
+    QgsMapLayer,
+    QgsPalettedRasterRenderer,
+    QgsProject,
+    QgsRasterLayer,
+    QgsRasterRange,
+)
+from qgis.PyQt.QtGui import QColor
+
+from . import settings
+from .schemes import Scheme, find_scheme
+
+
+def paletted_renderer(layer: QgsRasterLayer, scheme: Scheme, band: int = 1) -> QgsPalettedRasterRenderer:
+    classes = [QgsPalettedRasterRenderer.Class(c.value, QColor(c.color), c.name)
+               for c in scheme.classes]
+    return QgsPalettedRasterRenderer(layer.dataProvider(), band, classes)
+
+
+def apply_scheme(layer: QgsRasterLayer, scheme: Scheme | str | Path, band: int = 1,
+                 opacity: float | None = None, ignore_as_nodata: bool = True) -> QgsPalettedRasterRenderer:
+    """Named, coloured classes on ``layer``; the scheme's ignore value becomes transparent."""
+    if not isinstance(scheme, Scheme):
+        scheme = find_scheme(scheme)
+    if ignore_as_nodata and scheme.ignore_value is not None:
+        provider = layer.dataProvider()
+        provider.setUserNoDataValue(band, [QgsRasterRange(scheme.ignore_value, scheme.ignore_value)])
+    renderer = paletted_renderer(layer, scheme, band)
+    renderer.setOpacity(settings.result_opacity() if opacity is None else float(opacity))
+    layer.setRenderer(renderer)
+    layer.triggerRepaint()
+    return renderer
+
+
+def sidecar_qml(raster_path: str | Path) -> Path | None:
+    qml = Path(raster_path).with_suffix(".qml")
+    return qml if qml.is_file() else None
+
+
+def apply_sidecar_qml(layer: QgsMapLayer) -> bool:
+    """Load ``<raster>.qml`` when it exists (the engine writes one next to each result)."""
+    qml = sidecar_qml(layer.source().split("|")[0])
+    if qml is None:
+        return False
+    _msg, ok = layer.loadNamedStyle(str(qml))
+    if ok:
+        layer.triggerRepaint()
+    return bool(ok)
+
+
+def style_result_layer(layer: QgsRasterLayer, scheme: Scheme | str | Path | None = None,
+                       opacity: float | None = None) -> str:
+    """Style a result: its .qml if present, else the scheme. Returns "qml", "scheme" or ""."""
+    if apply_sidecar_qml(layer):
+        renderer = layer.renderer()
+        if renderer is not None and opacity is not None:
+            renderer.setOpacity(float(opacity))
+        return "qml"
+    if scheme is not None:
+        apply_scheme(layer, scheme, opacity=opacity)
+        return "scheme"
+    return ""
+
+
+def run_group_name(command: str, when: _dt.datetime | None = None) -> str:
+    when = when or _dt.datetime.now()
+    return f"SparseViT {command} {when:%Y-%m-%d %H:%M:%S}"
+
+
+def add_layers_to_group(layers: Iterable[QgsMapLayer], group_name: str,
+                        project: QgsProject | None = None,
+                        parent: QgsLayerTreeGroup | None = None) -> QgsLayerTreeGroup:
+    """Add ``layers`` to the project inside a new group at the top of ``parent`` (the root)."""
+    project = project or QgsProject.instance()
+    parent = parent or project.layerTreeRoot()
+    group = parent.insertGroup(0, group_name)
+    for layer in layers:
+        project.addMapLayer(layer, False)  # False: the group, not the root, holds it
+        group.addLayer(layer)
+    return group
+
+
+def basemap_uri(url_or_uri: str | None = None) -> str:
+    """A full XYZ data source; a bare tile URL template is wrapped and encoded."""
+    value = (url_or_uri or settings.basemap_uri()).strip()
+    if value.startswith("type=") or "url=" in value:
+        return value
+    # A template with its own query string must be encoded or QGIS splits it at '&'.
+    return f"type=xyz&url={quote(value, safe=':/{}')}&zmax=19&zmin=0"
+
+
+def basemap_layer(url_or_uri: str | None = None, name: str | None = None) -> QgsRasterLayer:
+    """The basemap layer object; no tile is fetched until it is drawn."""
+    return QgsRasterLayer(basemap_uri(url_or_uri), name or settings.basemap_name(), "wms")
+
+
+def add_basemap(project: QgsProject | None = None, url_or_uri: str | None = None,
+                name: str | None = None) -> QgsRasterLayer:
+    """Add the basemap at the bottom of the layer tree, under every result."""
+    project = project or QgsProject.instance()
+    layer = basemap_layer(url_or_uri, name)
+    project.addMapLayer(layer, False)
+    root = project.layerTreeRoot()
+    root.insertLayer(len(root.children()), layer)
+    return layer

@@ -1,0 +1,1 @@
+"""Processing provider: every engine command as a toolbox/modeler/qgis_process algorithm."""

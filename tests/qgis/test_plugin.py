@@ -1,0 +1,170 @@
+"""Plugin life cycle: loads lazily, initGui adds, unload removes everything; code hygiene."""
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+from qgis.core import QgsApplication
+from qgis.PyQt.QtWidgets import QMenu
+
+import sparsevit_qgis
+
+PLUGIN_DIR = Path(sparsevit_qgis.__file__).resolve().parent
+
+
+class RecordingIface:
+    """Wraps pytest-qgis's iface and records what the plugin adds and removes."""
+
+    def __init__(self, iface):
+        self._iface = iface
+        self.toolbar, self.menu, self.docks = [], [], []
+        self.help_menu = QMenu()
+
+    def __getattr__(self, name):
+        return getattr(self._iface, name)
+
+    def addToolBarIcon(self, action):  # noqa: N802
+        self.toolbar.append(action)
+
+    def removeToolBarIcon(self, action):  # noqa: N802
+        self.toolbar.remove(action)
+
+    def addPluginToRasterMenu(self, name, action):  # noqa: N802
+        self.menu.append((name, action))
+
+    def removePluginRasterMenu(self, name, action):  # noqa: N802
+        self.menu.remove((name, action))
+
+    def addDockWidget(self, area, dock):  # noqa: N802
+        self.docks.append(dock)
+
+    def removeDockWidget(self, dock):  # noqa: N802
+        self.docks.remove(dock)
+
+    def pluginHelpMenu(self):  # noqa: N802
+        return self.help_menu
+
+
+def test_class_factory_returns_the_plugin(qgis_iface):
+    plugin = sparsevit_qgis.classFactory(qgis_iface)
+    assert type(plugin).__name__ == "SparseVitPlugin"
+    assert plugin.dock is None  # nothing built before initGui / first use
+
+
+def test_init_gui_then_unload_leaves_nothing(qgis_app, qgis_iface):
+    registry = QgsApplication.processingRegistry()
+    iface = RecordingIface(qgis_iface)
+    plugin = sparsevit_qgis.classFactory(iface)
+    plugin.initGui()
+    assert len(iface.toolbar) == 1 and len(iface.menu) == 2
+    assert len(iface.help_menu.actions()) == 1
+    assert registry.providerById("sparsevit") is not None
+    assert registry.algorithmById("sparsevit:info") is not None
+    plugin.toggle_action.setChecked(True)  # opens the panel
+    assert len(iface.docks) == 1 and plugin.dock is not None
+    plugin.unload()
+    assert iface.toolbar == [] and iface.menu == [] and iface.docks == []
+    assert iface.help_menu.actions() == []
+    assert registry.providerById("sparsevit") is None
+    assert plugin.dock is None and plugin.toggle_action is None
+
+
+def test_dock_form_to_engine_arguments(qgis_app, qgis_iface, tmp_path):
+    from sparsevit_qgis.gui.dock import SparseVitDock
+    dock = SparseVitDock(qgis_iface)
+    try:
+        with pytest.raises(ValueError, match="Sentinel-2"):
+            dock.build_predict_args()
+        dock.s2_input.set_path(str(tmp_path / "s2.tif"))
+        dock.output_dir.setFilePath(str(tmp_path / "out"))
+        assert dock.build_predict_args() == [str(tmp_path / "s2.tif"), "--out", str(tmp_path / "out")]
+        dock.s1_input.set_path(str(tmp_path / "s1.tif"))
+        dock.area_canvas.setChecked(True)
+        args = dock.build_predict_args()
+        assert args[3:5] == ["--s1", str(tmp_path / "s1.tif")]
+        assert args[5] == "--extent" and len(args[6].split(",")) == 4 and args[7] == "--extent-crs"
+        dock.model_file_radio.setChecked(True)
+        dock.model_file.setFilePath("")
+        with pytest.raises(ValueError, match="model file"):
+            dock.build_predict_args()
+        assert dock.cancel_button.isEnabled() is False and dock.run_button.isEnabled()
+        dock.on_event({"event": "stage_start", "stage": "predict", "total": 10})
+        dock.on_event({"event": "progress", "stage": "predict", "done": 5, "total": 10, "fraction": 0.5})
+        dock.on_event({"event": "log", "level": "info", "message": "device: cuda"})
+        assert "predict" in dock.stage_label.text() and dock.progress.value() == 50
+        assert "CUDA" in dock.device_label.text()
+        assert "device: cuda" in dock.log.toPlainText()
+    finally:
+        dock.deleteLater()
+
+
+FORBIDDEN_MODULES = {"torch", "rasterio", "numpy", "sparsevit", "timm", "sklearn", "pickle", "dill"}
+
+
+def _plugin_sources():
+    return sorted(PLUGIN_DIR.rglob("*.py"))
+
+
+def test_plugin_never_imports_the_engine_or_heavy_libraries():
+    for path in _plugin_sources():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+            for name in names:
+                assert name.split(".")[0] not in FORBIDDEN_MODULES, f"{path}: imports {name}"
+
+
+def test_no_shell_eval_exec_in_plugin_code():
+    """What the plugin repository's Bandit scan rejects."""
+    for path in _plugin_sources():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call):
+                func = node.func
+                name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+                assert name not in ("eval", "exec", "system", "popen"), f"{path}:{node.lineno} {name}"
+                for kw in node.keywords:
+                    if kw.arg == "shell":
+                        assert isinstance(kw.value, ast.Constant) and kw.value.value is False, \
+                            f"{path}:{node.lineno} shell=True"
+
+
+def test_no_compiled_ui_or_resources_in_the_plugin():
+    names = {p.name for p in PLUGIN_DIR.rglob("*")}
+    assert "resources_rc.py" not in names
+    assert not [n for n in names if n.startswith("ui_") and n.endswith(".py")]
+
+
+def test_importing_the_plugin_package_is_light():
+    before = set(sys.modules)
+    import importlib
+    importlib.reload(sparsevit_qgis)
+    assert not {m for m in set(sys.modules) - before if m.startswith("sparsevit_qgis.gui")}
+
+
+def test_dock_inspect_shows_the_band_mapping(qgis_app, qgis_iface, real_engine, engine_setting):
+    import time
+    from sparsevit_qgis.gui.dock import SparseVitDock
+    python, sample = real_engine
+    engine_setting.set_python_path(str(python))
+    dock = SparseVitDock(qgis_iface)
+    try:
+        dock.s2_input.set_path(str(sample))
+        dock.inspect()
+        assert dock.cancel_button.isEnabled()
+        t0 = time.monotonic()
+        while dock._task is not None and time.monotonic() - t0 < 60:
+            QgsApplication.processEvents()
+            time.sleep(0.02)
+        text = dock.log.toPlainText()
+        assert "B04  <- Spain_7370579_S2Hand.tif band 4" in text, text
+        assert dock.stage_label.text().startswith("Done")
+        assert not dock.cancel_button.isEnabled()
+    finally:
+        dock.deleteLater()

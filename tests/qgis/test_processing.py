@@ -1,0 +1,42 @@
+"""The Processing provider and sparsevit:info through processing.run."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from qgis.core import QgsApplication
+
+
+@pytest.fixture
+def provider(qgis_processing):
+    from sparsevit_qgis.processing.provider import SparseVitProvider
+    registry = QgsApplication.processingRegistry()
+    prov = SparseVitProvider()
+    assert registry.addProvider(prov)
+    yield prov
+    registry.removeProvider(prov)
+
+
+def test_provider_lists_only_existing_engine_commands(provider):
+    assert [a.id() for a in provider.algorithms()] == ["sparsevit:info"]
+
+
+def test_info_algorithm_returns_the_band_report(provider, real_engine, engine_setting):
+    import processing
+    python, sample = real_engine
+    engine_setting.set_python_path(str(python))
+    result = processing.run("sparsevit:info", {"INPUT": str(sample)})
+    report = json.loads(result["REPORT"])
+    product = report["products"][0]
+    assert product["kind"] == "S2"
+    assert product["bands"]["B04"]["index"] == 4
+
+
+def test_info_algorithm_engine_error_is_one_line(provider, real_engine, engine_setting, uint8_tif):
+    import processing
+    from qgis.core import QgsProcessingException
+    python, _ = real_engine
+    engine_setting.set_python_path(str(python))
+    with pytest.raises(QgsProcessingException) as err:
+        processing.run("sparsevit:info", {"INPUT": str(uint8_tif)})
+    assert "classes.tif" in str(err.value)

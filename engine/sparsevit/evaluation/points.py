@@ -1,0 +1,264 @@
+"""Score a classified raster against labelled points (field survey, photo-interpretation).
+
+Points come from any vector file GDAL reads (GeoPackage, GeoJSON, Shapefile, ...), through
+pyogrio. Their labels are class values or class names of the prediction's scheme (names match
+case- and punctuation-insensitively), or labels of another nomenclature translated by a
+``scheme_map``. Points are reprojected to the raster CRS and sampled at the pixel they fall in.
+
+Nothing is dropped silently: points outside the raster, on nodata pixels, without geometry or
+label, or whose label maps to "ignore" are counted per reason, and the first ones are listed
+with their feature id, in the result.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Mapping as TMapping
+
+import numpy as np
+
+from ..errors import InputError
+from ..schemes import ClassScheme, Mapping, load_mapping
+from .metrics import ConfusionMatrix, json_sanitize
+
+_LISTED = 100
+_POINT, _MULTIPOINT = 0, 4  # shapely geometry type ids
+_REASONS = ("outside", "nodata", "no_geometry", "no_label", "ignored")
+
+
+def _pick_layer(pyogrio, path: Path, layer: str | int | None):
+    try:
+        layers = pyogrio.list_layers(str(path))
+    except Exception as exc:  # pyogrio's DataSourceError: not a vector file
+        raise InputError(f"not a readable vector file ({str(exc).splitlines()[0][:160]})",
+                         path=path, fix="give a GeoPackage, GeoJSON or Shapefile of points") from None
+    names = [str(n) for n, _ in layers]
+    if layer is not None:
+        if isinstance(layer, int) or str(layer) in names:
+            return layer
+        raise InputError(f"no layer '{layer}' (layers: {', '.join(names)})", path=path,
+                         fix="pass one of the listed layer names")
+    if len(layers) == 1:
+        return names[0]
+    points = [str(n) for n, t in layers if t and "point" in str(t).lower()]
+    if len(points) == 1:
+        return points[0]
+    raise InputError(f"the file has {len(layers)} layers ({', '.join(names)})", path=path,
+                     fix="choose the point layer with --layer")
+
+
+def _resolve_field(info: dict, field: str, path: Path) -> str:
+    fields = [str(f) for f in info["fields"]]
+    if field in fields:
+        return field
+    folded = [f for f in fields if f.lower() == field.lower()]
+    if len(folded) == 1:
+        return folded[0]
+    raise InputError(f"no field '{field}' in the points layer (fields: {', '.join(fields) or 'none'})",
+                     path=path, fix="pass the field holding the class with --field")
+
+
+def _as_number(label: Any) -> int | None:
+    if isinstance(label, (bool, np.bool_)):
+        return None
+    if isinstance(label, (int, np.integer)):
+        return int(label)
+    if isinstance(label, (float, np.floating)):
+        return int(label) if math.isfinite(label) and float(label).is_integer() else None
+    if isinstance(label, str) and label.strip().lstrip("-").isdigit():
+        return int(label.strip())
+    return None
+
+
+def _is_missing(label: Any) -> bool:
+    return label is None or (isinstance(label, (float, np.floating)) and math.isnan(label)) or \
+        (isinstance(label, str) and not label.strip())
+
+
+class _Labeller:
+    """Point label -> class index of ``scheme`` (``None`` = ignore); unknown labels raise."""
+
+    def __init__(self, scheme: ClassScheme, scheme_map):
+        self.scheme = scheme
+        if isinstance(scheme_map, (str, Path)):
+            scheme_map = load_mapping(scheme_map)
+        if isinstance(scheme_map, Mapping) and scheme_map.target.name != scheme.name \
+                and scheme_map.target.names != scheme.names:
+            raise InputError(f"mapping '{scheme_map.name}' maps to scheme '{scheme_map.target.name}' "
+                             f"but the prediction uses '{scheme.name}'",
+                             fix="choose a mapping whose target is the prediction's scheme")
+        self.map = scheme_map
+
+    def _in_scheme(self, target: Any, scheme: ClassScheme) -> int:
+        num = _as_number(target)
+        if num is not None and num in scheme.values:
+            return scheme.index_of(num)
+        if isinstance(target, str) and scheme.has_name(target):
+            return scheme.index_of(scheme.by_name(target).value)
+        raise KeyError(target)
+
+    def __call__(self, label: Any) -> int | None:
+        if self.map is None:
+            return self._in_scheme(label, self.scheme)
+        if isinstance(self.map, Mapping):
+            src = self.map.source
+            name = src.classes[self._in_scheme(label, src)].name
+            target = self.map.target_name(name)
+            return None if target is None else self.scheme.index_of(self.scheme.by_name(target).value)
+        for key in (label, str(label), _as_number(label)):
+            try:
+                if key is not None and key in self.map:
+                    target = self.map[key]
+                    return None if target is None else self._in_scheme(target, self.scheme)
+            except TypeError:  # unhashable
+                continue
+        raise KeyError(label)
+
+
+def evaluate_points(pred_raster: str | Path, points_path: str | Path, field: str, *,
+                    layer: str | int | None = None,
+                    scheme_map: TMapping[Any, Any] | Mapping | str | None = None,
+                    scheme: str | Path | ClassScheme | None = None, band: int = 1,
+                    progress=None) -> dict[str, Any]:
+    """Confusion-matrix scores (strict-JSON dict) of ``pred_raster`` at labelled points.
+
+    ``field``: attribute holding each point's class (value or name). ``scheme``: the
+    prediction's scheme (default: the raster's class table). ``scheme_map``: translate point
+    labels first - a dict ``{label: class name/value or None}`` (None = ignore), a
+    :class:`~sparsevit.schemes.Mapping` or a mapping name (source = the labels' scheme, target =
+    the prediction's). Predicted values outside the scheme count as no prediction (a miss).
+
+    Raises :class:`InputError` for a missing field (listing the fields), non-point geometries,
+    unknown labels, or when no point lands on a valid prediction pixel.
+    """
+    import shapely
+    from rasterio.crs import CRS
+    from rasterio.warp import transform as warp_transform
+
+    from ..export.classes import import_pyogrio, open_raster, raster_scheme
+
+    pyogrio = import_pyogrio()
+    points_path = Path(points_path)
+    if not points_path.exists():
+        raise InputError("points file not found", path=points_path, fix="check the path")
+    scheme_obj = raster_scheme(pred_raster, scheme)
+    labeller = _Labeller(scheme_obj, scheme_map)
+    layer = _pick_layer(pyogrio, points_path, layer)
+    info = pyogrio.read_info(str(points_path), layer=layer)
+    field = _resolve_field(info, field, points_path)
+    meta, fids, wkb, field_data = pyogrio.raw.read(str(points_path), layer=layer, columns=[field],
+                                                   return_fids=True)
+    n = len(wkb)
+    if n == 0:
+        raise InputError("the points layer has no features", path=points_path,
+                         fix="give a layer with labelled points")
+    fids = np.asarray(fids) if fids is not None else np.arange(n)
+    labels = field_data[0]
+    geoms = shapely.from_wkb(wkb)
+    types = shapely.get_type_id(geoms)
+    present = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    multi = present & (types == _MULTIPOINT)
+    if np.any(multi & (shapely.get_num_geometries(geoms) != 1)):
+        raise InputError("the layer has multi-point features with several points", path=points_path,
+                         fix="explode them to single points (QGIS: Multipart to singleparts)")
+    bad = present & ~np.isin(types, [_POINT, _MULTIPOINT])
+    if np.any(bad):
+        kinds = sorted({g.geom_type for g in geoms[bad][:50]})
+        raise InputError(f"the layer holds {', '.join(kinds)} geometries, not points",
+                         path=points_path, fix="give a point layer (QGIS: Centroids for polygons)")
+    geoms = np.where(multi, shapely.get_geometry(geoms, 0), geoms)
+    xs = np.where(present, shapely.get_x(np.where(present, geoms, shapely.Point(0, 0))), np.nan)
+    ys = np.where(present, shapely.get_y(np.where(present, geoms, shapely.Point(0, 0))), np.nan)
+
+    reason = np.full(n, "", dtype=object)
+    reason[~present] = "no_geometry"
+    target = np.full(n, -1, dtype=np.int64)
+    resolved: dict[Any, int | str] = {}  # label -> class index, or a skip reason / "unknown"
+    unknown: list[str] = []
+    for i, lab in enumerate(labels.tolist()):
+        key = ("missing",) if _is_missing(lab) else lab
+        if key not in resolved:
+            if key == ("missing",):
+                resolved[key] = "no_label"
+            else:
+                try:
+                    idx = labeller(lab)
+                    resolved[key] = "ignored" if idx is None else idx
+                except (KeyError, InputError):
+                    resolved[key] = "unknown"
+                    unknown.append(str(lab))
+        res = resolved[key]
+        if isinstance(res, int):
+            target[i] = res
+        elif reason[i] == "":
+            reason[i] = res
+    if unknown:
+        src = labeller.map.source if isinstance(labeller.map, Mapping) else scheme_obj
+        raise InputError(f"field '{field}' has labels that are not classes: {', '.join(sorted(unknown)[:10])}"
+                         + (" ..." if len(unknown) > 10 else ""), path=points_path,
+                         fix=f"use the values or names of scheme '{src.name}' ({', '.join(src.names)}), "
+                             "or give a class mapping")
+
+    warnings: list[str] = []
+    with open_raster(pred_raster, "prediction") as ds:
+        if band > ds.count:
+            raise InputError(f"raster has {ds.count} band(s), band {band} requested", path=pred_raster)
+        pts_crs = meta.get("crs")
+        reprojected = False
+        todo = present.copy()
+        if pts_crs is None:
+            warnings.append("the points have no CRS: assumed to be in the raster's CRS")
+        elif ds.crs is None:
+            warnings.append("the raster has no CRS: point coordinates used as they are")
+        else:
+            src_crs = CRS.from_user_input(pts_crs)
+            if src_crs != ds.crs and todo.any():
+                tx, ty = warp_transform(src_crs, ds.crs, xs[todo].tolist(), ys[todo].tolist())
+                xs[todo], ys[todo] = tx, ty
+                reprojected = True
+        inv = ~ds.transform
+        cols, rows = inv * (xs, ys)
+        finite = np.isfinite(cols) & np.isfinite(rows)
+        cols = np.where(finite, np.floor(np.where(finite, cols, 0)), -1).astype(np.int64)
+        rows = np.where(finite, np.floor(np.where(finite, rows, 0)), -1).astype(np.int64)
+        inside = (cols >= 0) & (cols < ds.width) & (rows >= 0) & (rows < ds.height)
+        reason[present & ~inside & (reason == "")] = "outside"
+        sample = present & inside & (reason == "")
+        pred_vals = np.full(n, -1, dtype=np.int64)
+        idx_sample = np.flatnonzero(sample)
+        # sample at pixel centres: the reprojected coordinate may sit a hair off a pixel edge
+        centres = [ds.transform * (c + 0.5, r + 0.5) for c, r in zip(cols[idx_sample], rows[idx_sample])]
+        for i, v in zip(idx_sample, ds.sample(centres, indexes=band, masked=True)):
+            if np.ma.getmaskarray(v)[0]:
+                reason[i] = "nodata"
+            else:
+                pred_vals[i] = int(v[0])
+        crs_text = ds.crs.to_string() if ds.crs else None
+
+    scored = reason == ""
+    counts = {"total": int(n), "scored": int(scored.sum()),
+              **{r: int((reason == r).sum()) for r in _REASONS}}
+    if counts["scored"] == 0:
+        if counts["outside"] and not (counts["nodata"] or counts["ignored"] or counts["no_label"]):
+            raise InputError(f"none of the {n} points falls inside the raster", path=points_path,
+                             fix="check that points and raster cover the same area and that the "
+                                 "points layer has the right CRS")
+        raise InputError(f"no point can be scored ({_fmt_counts(counts)})", path=points_path,
+                         fix="check the labels, the raster's nodata and the extents")
+    pred_idx = scheme_obj.to_index(np.clip(pred_vals[scored], 0, None)).astype(np.int64)
+    pred_idx[pred_vals[scored] < 0] = -1
+    pred_idx[pred_idx == 255] = -1  # values outside the scheme: no prediction
+    cm = ConfusionMatrix(scheme_obj.num_classes, None, list(scheme_obj.names))
+    cm.update(pred_idx, target[scored])
+    out = cm.scores()
+    skipped = [{"fid": int(fids[i]), "reason": reason[i]}
+               for i in np.flatnonzero(~scored)[:_LISTED]]
+    out.update(prediction=str(pred_raster), points=str(points_path), layer=str(layer),
+               field=field, scheme=scheme_obj.name, crs=crs_text, reprojected=reprojected,
+               point_counts=counts, skipped=skipped, skipped_listed_max=_LISTED,
+               warnings=warnings)
+    return json_sanitize(out)
+
+
+def _fmt_counts(counts: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in counts.items() if v and k not in ("total", "scored"))

@@ -1,7 +1,6 @@
 """Training a segmentation network on (pseudo)masks; ignore label 255 for uncertain pixels."""
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass
 from typing import Iterable, Iterator
@@ -12,6 +11,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ..progress import Progress, null_progress
+from ..training.loop import lr_factor
 
 IGNORE = 255
 
@@ -24,53 +24,27 @@ class SegTrainConfig:
     weight_decay: float = 1e-4
     warmup_fraction: float = 0.05
     seed: int = 0
-    augment: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def dihedral(x: torch.Tensor, y: torch.Tensor, k: int, flip: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """The same flip/rotation for image [C,H,W] and mask [H,W]: they must stay aligned."""
-    if flip:
-        x, y = x.flip(-1), y.flip(-1)
-    if k:
-        x, y = torch.rot90(x, k, (-2, -1)), torch.rot90(y, k, (-2, -1))
-    return x, y
-
-
-class _Augmented(Dataset):
-    def __init__(self, base: Dataset, seed: int):
-        self.base, self.seed, self.epoch = base, seed, 0
-
-    def __len__(self) -> int:
-        return len(self.base)
-
-    def __getitem__(self, i: int):
-        x, y = self.base[i]
-        # seeded per (epoch, item): reproducible whatever the worker/batch layout
-        g = np.random.default_rng((self.seed, self.epoch, i))
-        return dihedral(x, y, int(g.integers(4)), bool(g.integers(2)))
-
-
-def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_fraction: float):
+def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_fraction: float,
+                  min_ratio: float = 0.01):
+    """The classifier's warmup + cosine schedule (training.loop.lr_factor) as a scheduler."""
     warmup = max(1, int(round(total_steps * warmup_fraction)))
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        t = (step - warmup) / max(1, total_steps - warmup)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, total_steps, warmup, min_ratio))
 
 
 def train_segmenter(model: nn.Module, dataset: Dataset, cfg: SegTrainConfig,
                     progress: Progress | None = None, stage: str = "refine") -> dict:
-    """Train in place. ``dataset[i]`` -> (x float32 [C,H,W], y int64 [H,W], 255 = ignore)."""
+    """Train in place. ``dataset[i]`` -> (x float32 [C,H,W], y int64 [H,W], 255 = ignore);
+    a dataset with ``set_epoch`` (e.g. :class:`~sparsevit.refine.data.MaskedSceneDataset`)
+    is told the epoch, so its augmentation varies per epoch."""
     progress = progress or null_progress()
     torch.manual_seed(cfg.seed)
-    data = _Augmented(dataset, cfg.seed) if cfg.augment else dataset
+    data = dataset
     gen = torch.Generator().manual_seed(cfg.seed)
     loader = DataLoader(data, batch_size=cfg.batch_size, shuffle=True, generator=gen, drop_last=False)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -81,8 +55,8 @@ def train_segmenter(model: nn.Module, dataset: Dataset, cfg: SegTrainConfig,
     model.train()
     with progress.stage(stage, total=cfg.epochs * len(loader)) as st:
         for epoch in range(cfg.epochs):
-            if isinstance(data, _Augmented):
-                data.epoch = epoch
+            if hasattr(data, "set_epoch"):
+                data.set_epoch(epoch)
             total, count = 0.0, 0
             for x, y in loader:
                 if not (y != IGNORE).any():

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from sparsevit.refine.segmenter import build_segmenter, predict_logits_padded
-from sparsevit.refine.train import IGNORE, SegTrainConfig, dihedral, predict_segmenter, train_segmenter
+from sparsevit.refine.train import IGNORE, SegTrainConfig, predict_segmenter, train_segmenter
 
 
 class Halves(torch.utils.data.Dataset):
@@ -24,15 +24,6 @@ class Halves(torch.utils.data.Dataset):
         if self.ignore_rows:
             y[: self.ignore_rows] = IGNORE
         return x, y
-
-
-def test_dihedral_keeps_image_and_mask_aligned():
-    x = torch.arange(2 * 4 * 4).reshape(2, 4, 4)
-    y = x[0].clone()
-    for k in range(4):
-        for flip in (False, True):
-            xa, ya = dihedral(x, y, k, flip)
-            assert torch.equal(xa[0], ya)
 
 
 def test_unet_learns_a_trivial_split_and_is_reproducible():

@@ -1,0 +1,103 @@
+"""Pseudomasks for whole datasets or raster tiles: classifier pass + post-processing + relabel.
+
+Every image yields a result for every requested method - images with no confident class fall
+back to top-1 inside the methods, and an image whose post-processing raises is recorded as a
+failure (``info["error"]``) with a top-1 mask, never dropped.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from ..models.vit import SparseViT
+from ..progress import Progress, null_progress
+from .extract import ClassifierEvidence, classifier_evidence
+from .postprocess import IGNORE_INDEX, PseudoMask, make_pseudomask, top1_fill
+
+NEEDS_HEADS = {"attention_faithful", "attention", "attention_weighted"}
+NEEDS_GRADCAM = {"gradcam", "attention", "attention_weighted"}
+
+
+@dataclass
+class PseudomaskOptions:
+    methods: Sequence[str] = ("top1_fill", "gradcam", "attention_faithful", "attention")
+    threshold: float = 0.5
+    attn_blocks: int = 1  # CLS attention of the open heads of the last K blocks
+    relabel: Sequence[str] = ()  # methods whose masks also get the relabel pass
+    method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def pseudomasks_for_batch(model: SparseViT, x: torch.Tensor, opts: PseudomaskOptions
+                          ) -> tuple[list[dict[str, PseudoMask]], ClassifierEvidence]:
+    """``x``: normalised batch [B,C,H,W]. Returns one {method: PseudoMask} per image."""
+    methods = list(opts.methods)
+    need_heads = any(m in NEEDS_HEADS for m in methods)
+    need_cam = any(m in NEEDS_GRADCAM for m in methods)
+    ev = classifier_evidence(model, x, attn_blocks=opts.attn_blocks if need_heads else 0,
+                             gradcam=need_cam)
+    size = tuple(x.shape[-2:])
+    out = []
+    for i in range(x.shape[0]):
+        per = {}
+        for m in methods:
+            try:
+                pm = make_pseudomask(m, ev.probs[i], size, head_maps=ev.head_maps[i],
+                                     class_maps=None if ev.gradcam is None else ev.gradcam[i],
+                                     threshold=opts.threshold, **opts.method_options.get(m, {}))
+            except ValueError as exc:  # keep the image: top-1 mask, all uncertain, reason kept
+                pm = top1_fill(ev.probs[i], size)
+                pm.uncertain[:] = True
+                pm.info.update(error=str(exc), fallback="error_top1")
+            per[m] = pm
+        for m in opts.relabel:
+            if m in per:
+                per[f"{m}_relabel"] = relabel(model, x[i], per[m])
+        out.append(per)
+    return out, ev
+
+
+@torch.no_grad()
+def relabel(model: SparseViT, x: torch.Tensor, mask: PseudoMask, batch_size: int = 16) -> PseudoMask:
+    """Step 7 of the paper: classify each label region on its own and give it the arg-max class.
+
+    Outside the region the normalised input is set to 0, i.e. the training-set mean of every
+    band: a neutral value, where raw zeros would look like a no-data hole to the classifier.
+    """
+    labels = mask.labels
+    regions = [int(v) for v in np.unique(labels) if v != IGNORE_INDEX]
+    new = labels.copy()
+    info = dict(mask.info, relabel={})
+    if len(regions) <= 1:
+        info["relabel"] = {"skipped": "single region"}
+        return PseudoMask(new, mask.confidence.copy(), mask.uncertain.copy(), info)
+    keep = torch.stack([torch.as_tensor(labels == r) for r in regions])  # [R,H,W]
+    probs = []
+    for j in range(0, len(regions), batch_size):
+        xb = x.unsqueeze(0) * keep[j:j + batch_size].unsqueeze(1).to(x.dtype)
+        probs.append(torch.sigmoid(model(xb)))
+    probs = torch.cat(probs).numpy()
+    for r, p in zip(regions, probs):
+        c = int(np.argmax(p))
+        new[labels == r] = c
+        info["relabel"][str(r)] = c
+    return PseudoMask(new, mask.confidence.copy(), mask.uncertain.copy(), info)
+
+
+def iter_dataset_pseudomasks(model: SparseViT, normalizer, dataset: Any, opts: PseudomaskOptions,
+                             batch_size: int = 16, use_s1: bool = False,
+                             progress: Progress | None = None, indices: Iterable[int] | None = None
+                             ) -> Iterator[tuple[Any, dict[str, PseudoMask]]]:
+    """Yield ``(sample, {method: PseudoMask})`` for every sample, in order."""
+    progress = progress or null_progress()
+    idx = list(range(len(dataset))) if indices is None else list(indices)
+    with progress.stage("pseudomasks", total=len(idx)) as st:
+        for j in range(0, len(idx), batch_size):
+            samples = [dataset[i] for i in idx[j:j + batch_size]]
+            x = torch.stack([normalizer(s.s2, s.s1 if use_s1 else None) for s in samples])
+            masks, _ = pseudomasks_for_batch(model, x, opts)
+            for s, m in zip(samples, masks):
+                yield s, m
+            st.advance(len(samples))

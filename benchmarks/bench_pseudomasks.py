@@ -79,13 +79,13 @@ def score_pseudomasks(model, norm, ds, variants, relabel_of=None):
     return evals
 
 
-def timed_postprocess(model, norm, ds, method, opts, n=32):
+def timed_postprocess(model, norm, ds, method, opts, blocks, n=32):
     """ms per 256x256 image for everything after the ViT forward: median over the images with
     >= 2 predicted classes (the path that clusters/matches/fills) and over all images."""
     from sparsevit.pseudomasks.extract import classifier_evidence
     from sparsevit.pseudomasks.postprocess import make_pseudomask
     x = torch.stack([norm(ds[i].s2) for i in range(n)])
-    ev = classifier_evidence(model, x, attn_blocks=1, gradcam=True)
+    ev = classifier_evidence(model, x, attn_blocks=blocks or len(model.blocks), gradcam=True)
     times, multi = [], []
     for i in range(n):
         t0 = time.perf_counter()
@@ -197,7 +197,7 @@ def main(argv=None) -> int:
         print("pseudomask mIoU:", json.dumps(miou), flush=True)
 
         # --- speed ---------------------------------------------------------------------------
-        pp = timed_postprocess(model, norm, test_ds, method, opts, n=min(64, len(test_ds)))
+        pp = timed_postprocess(model, norm, test_ds, method, opts, blocks, n=min(64, len(test_ds)))
         report["postprocess_timing"] = pp
         report["postprocess_ms"] = pp["multi_label_ms"] if pp["multi_label_ms"] is not None else pp["all_images_ms"]
         import bench_postprocess as bp

@@ -1,0 +1,131 @@
+"""A model bundle: everything ``sparsevit predict`` needs, in one folder.
+
+    bundle.json                 what is in the folder, pseudomask settings, tile size
+    classifier.safetensors/json the (pruned) gated ViT: probabilities, attention, Grad-CAM
+    segmenter.safetensors/json  the refined segmentation network (optional)
+    MODEL_CARD.md               data, class scheme, metrics, limitations (for people)
+
+A plain classifier checkpoint (``x.safetensors`` + ``x.json``) is also accepted: the land-cover
+map is then the attention pseudomask itself.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from .errors import InputError
+from .io.atomic import write_text_atomic
+from .models.vit import SparseViT
+from .paths import resource
+from .schemes import ClassScheme, load_scheme
+from .training.checkpoint import load_model, normalizer_from_config
+from .training.normalization import Normalizer
+
+FORMAT = "sparsevit-bundle"
+FORMAT_VERSION = 1
+_FIX = "choose a model folder with bundle.json (e.g. resources/models/default) or a classifier .safetensors"
+
+
+def default_model_path() -> Path:
+    return resource("models", "default")
+
+
+@dataclass
+class PseudomaskSettings:
+    method: str = "attention"
+    attn_blocks: int = 1
+    options: dict[str, Any] = field(default_factory=dict)
+    threshold: float = 0.5
+
+
+@dataclass
+class ModelBundle:
+    path: Path
+    classifier: SparseViT
+    classifier_doc: dict
+    normalizer: Normalizer
+    scheme: ClassScheme
+    segmenter: nn.Module | None = None
+    segmenter_doc: dict | None = None
+    pseudomask: PseudomaskSettings = field(default_factory=PseudomaskSettings)
+    tile: int = 256
+    overlap: int = 32
+    card: dict = field(default_factory=dict)
+
+    @property
+    def s2_bands(self) -> tuple[str, ...]:
+        return tuple(self.classifier.config.s2_bands)
+
+    @property
+    def has_s1(self) -> bool:
+        return bool(self.classifier.config.has_s1)
+
+    def describe(self) -> dict:
+        return {"path": str(self.path), "scheme": self.scheme.name, "classes": list(self.scheme.names),
+                "s2_bands": list(self.s2_bands), "has_s1": self.has_s1,
+                "segmenter": self.segmenter_doc["segmenter"] if self.segmenter_doc else None,
+                "pruned_share": round(self.classifier.pruned_share(), 4),
+                "pseudomask": self.pseudomask.__dict__, "tile": self.tile, "overlap": self.overlap}
+
+
+def _scheme_for(doc: dict, where: Path) -> ClassScheme:
+    classes = doc.get("classes", {})
+    name = classes.get("scheme")
+    if not name:
+        raise InputError("the model names no class scheme", path=where, fix=_FIX)
+    scheme = load_scheme(name)
+    if list(scheme.names) != list(classes.get("names", [])):
+        raise InputError(f"the model's class names do not match scheme '{name}'", path=where,
+                         fix="retrain the model or fix its JSON 'classes'")
+    return scheme
+
+
+def load_bundle(path: str | Path | None = None) -> ModelBundle:
+    from .refine.checkpoint import load_segmenter
+
+    p = Path(path) if path is not None else default_model_path()
+    if p.is_dir():
+        meta = p / "bundle.json"
+        if not meta.is_file():
+            raise InputError("model folder has no bundle.json", path=p, fix=_FIX)
+        try:
+            doc = json.loads(meta.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InputError(f"bundle.json is not valid JSON ({exc})", path=meta, fix=_FIX) from exc
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            raise InputError("not a SparseViT model bundle", path=meta, fix=_FIX)
+        if int(doc.get("format_version", 0)) > FORMAT_VERSION:
+            raise InputError("model bundle is newer than this engine", path=meta,
+                             fix="update SparseViT for QGIS")
+        try:
+            classifier_ref = doc["classifier"]
+        except KeyError:
+            raise InputError("bundle.json names no classifier", path=meta, fix=_FIX) from None
+        model, cdoc = load_model(p / classifier_ref)
+        seg, sdoc = (None, None)
+        if doc.get("segmenter"):
+            seg, sdoc = load_segmenter(p / doc["segmenter"])
+            if sdoc["bands"] != cdoc["bands"]:
+                raise InputError("classifier and segmenter were trained on different bands",
+                                 path=meta, fix=_FIX)
+        pm = PseudomaskSettings(**doc.get("pseudomask", {}))
+        card = doc.get("card", {})
+        return ModelBundle(p, model, cdoc, normalizer_from_config(cdoc), _scheme_for(cdoc, meta),
+                           seg, sdoc, pm, int(doc.get("tile", 256)), int(doc.get("overlap", 32)), card)
+    if not p.exists() and not p.with_suffix(".safetensors").exists() and not Path(str(p) + ".safetensors").exists():
+        raise InputError("model not found", path=p, fix=_FIX)
+    model, cdoc = load_model(p)
+    return ModelBundle(p, model, cdoc, normalizer_from_config(cdoc), _scheme_for(cdoc, p))
+
+
+def write_bundle_json(folder: str | Path, *, classifier: str, segmenter: str | None,
+                      pseudomask: PseudomaskSettings, tile: int = 256, overlap: int = 32,
+                      card: dict | None = None) -> Path:
+    doc = {"format": FORMAT, "format_version": FORMAT_VERSION, "classifier": classifier,
+           "segmenter": segmenter, "pseudomask": pseudomask.__dict__, "tile": tile,
+           "overlap": overlap, "card": card or {}}
+    return write_text_atomic(Path(folder) / "bundle.json", json.dumps(doc, indent=2, default=float))

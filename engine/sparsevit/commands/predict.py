@@ -1,0 +1,84 @@
+"""``sparsevit predict``: a Sentinel-2 (+ S1) raster of any size -> land-cover map and friends."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import InputError
+from .info import parse_band_order
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "predict", help="map land cover on a Sentinel-2 (+ Sentinel-1) raster of any size",
+        description="Tile the raster, run the classifier (attention pseudomask) and the refined "
+                    "segmenter, and write a land-cover COG with colours and class names, the "
+                    "pseudomask, a confidence raster, class areas (CSV/JSON), optional polygons "
+                    "and attention maps, and a PNG overview.")
+    p.add_argument("s2", nargs="+", metavar="S2", help="multi-band raster, band folder or band files")
+    p.add_argument("--s1", nargs="+", metavar="PATH", help="Sentinel-1 VV/VH (models trained with S1)")
+    p.add_argument("--model", help="model folder (bundle.json) or classifier checkpoint; "
+                                   "default: the bundled default model")
+    p.add_argument("--out", required=True, help="output folder (must exist)")
+    p.add_argument("--name", help="file name stem of the outputs (default: the input's)")
+    p.add_argument("--area", metavar="XMIN,YMIN,XMAX,YMAX",
+                   help="only this rectangle, in the raster's CRS (or --area-crs)")
+    p.add_argument("--area-crs", metavar="CRS", help="CRS of --area, e.g. EPSG:4326")
+    p.add_argument("--tile", type=int, help="tile size in pixels (default: the model's)")
+    p.add_argument("--overlap", type=int, help="tile overlap in pixels (default: the model's)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--attention", action="store_true", help="also write per-head attention maps")
+    p.add_argument("--polygons", action="store_true", help="also write land-cover polygons (GeoPackage)")
+    p.add_argument("--no-stats", action="store_true", help="skip the class-area tables")
+    p.add_argument("--no-overview", action="store_true", help="skip the PNG overview")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    p.add_argument("--threads", type=int, help="CPU threads for torch")
+    p.add_argument("--band-order", metavar="BANDS", help="as for 'sparsevit info'")
+    p.set_defaults(func=run)
+
+
+def _parse_area(text: str | None, area_crs: str | None, s2) -> tuple | None:
+    if not text:
+        return None
+    try:
+        vals = tuple(float(v) for v in text.split(","))
+        assert len(vals) == 4 and vals[0] < vals[2] and vals[1] < vals[3]
+    except (ValueError, AssertionError):
+        raise InputError(f"--area '{text}' is not XMIN,YMIN,XMAX,YMAX", fix="e.g. --area 500000,4200000,510000,4210000") from None
+    if area_crs:
+        from rasterio.crs import CRS
+        from rasterio.warp import transform_bounds
+
+        from ..io.scene import open_s2
+        with open_s2(s2, required=None) as sc:
+            if sc.grid.crs is None:
+                raise InputError("the raster has no CRS, so --area-crs cannot be used", path=s2[0],
+                                 fix="give --area in pixel-grid coordinates of the raster")
+            vals = transform_bounds(CRS.from_user_input(area_crs), sc.grid.crs, *vals, densify_pts=21)
+    return vals
+
+
+def run(args, progress) -> int:
+    from ..bundle import load_bundle
+    from ..predict import PredictOptions, predict_scene
+
+    s2 = args.s2 if len(args.s2) > 1 else args.s2[0]
+    bundle = load_bundle(args.model)
+    opts = PredictOptions(tile=args.tile, overlap=args.overlap, batch_size=args.batch_size,
+                          area=_parse_area(args.area, args.area_crs, args.s2),
+                          attention=args.attention, polygons=args.polygons,
+                          stats=not args.no_stats, overview=not args.no_overview,
+                          overwrite=args.overwrite, device=args.device, threads=args.threads,
+                          band_order=parse_band_order(args.band_order))
+    s1 = None if not args.s1 else (args.s1 if len(args.s1) > 1 else args.s1[0])
+    summary = predict_scene(bundle, s2, Path(args.out), s1=s1, opts=opts, progress=progress,
+                            stem=args.name)
+    if not progress.json_lines:
+        print(f"land cover ({summary['device']}, {summary['seconds']} s"
+              + (f", {summary['km2']} km2" if summary.get("km2") else "") + "):")
+        for k, v in summary["outputs"].items():
+            print(f"  {k:<11} {v}")
+        for row in summary.get("class_areas", []):
+            if row["hectares"]:
+                print(f"  {row['name']:<22} {row['hectares']:>12.1f} ha  {row['percent']:5.1f} %")
+    return 0

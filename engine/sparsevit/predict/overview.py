@@ -1,0 +1,49 @@
+"""The PNG overview of a prediction: RGB | attention pseudomask | land-cover map, with legend."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.enums import Resampling
+from rasterio.windows import Window
+
+from ..report.figures import colorize, grid_png, palette_lut, rgb_image
+
+MAX_SIDE = 768
+
+
+def _decimated_window_read(scene, window: Window, out_shape: tuple[int, int]):
+    """RGB bands of ``window`` at ``out_shape``, without reading the full-resolution window."""
+    bands = ("B04", "B03", "B02")
+    if window.width * window.height <= 2048 * 2048:
+        data, valid = scene.read(window, bands)
+        idx = (np.linspace(0, data.shape[1] - 1, out_shape[0]).astype(int)[:, None],
+               np.linspace(0, data.shape[2] - 1, out_shape[1]).astype(int)[None])
+        return data[:, idx[0], idx[1]], valid[idx[0], idx[1]]
+    # big areas: let GDAL decimate each band from its own file (overviews where present)
+    out = np.zeros((3,) + out_shape, np.float32)
+    tf = scene.grid.window_transform(window)
+    bounds = rasterio.transform.array_bounds(int(window.height), int(window.width), tf)
+    for i, b in enumerate(bands):
+        src = scene.bands[b]
+        with rasterio.open(src.path) as ds:
+            win = rasterio.windows.from_bounds(bounds[0], bounds[1], bounds[2], bounds[3], ds.transform)
+            out[i] = ds.read(src.index, window=win, out_shape=out_shape, boundless=True,
+                             resampling=Resampling.average, out_dtype="float32")
+    return out, np.any(out != 0, axis=0)
+
+
+def write_overview(scene, window: Window, staged, scheme, path: Path) -> Path:
+    h, w = int(window.height), int(window.width)
+    f = min(1.0, MAX_SIDE / max(h, w))
+    shape = (max(1, round(h * f)), max(1, round(w * f)))
+    rgb, valid = _decimated_window_read(scene, window, shape)
+    lut = palette_lut(scheme.colors, scheme.values, ignore_rgb=(255, 255, 255))
+    cells = [rgb_image(rgb, ("B04", "B03", "B02"), valid=valid)]
+    for p in (staged.pseudomask, staged.landcover):
+        with rasterio.open(p) as ds:
+            cells.append(colorize(ds.read(1, out_shape=shape, resampling=Resampling.nearest), lut))
+    cell = 360
+    return grid_png(path, [cells], ["Sentinel-2 RGB", "attention pseudomask", "land-cover map"],
+                    legend=list(zip(scheme.names, scheme.colors)), cell=cell)

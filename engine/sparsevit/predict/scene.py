@@ -1,0 +1,290 @@
+"""Predict a Sentinel-2 (+ Sentinel-1) raster of any size, tile by tile.
+
+Memory is bounded by one batch of tiles: every tile is read, predicted and its *core* (the part
+it owns, overlaps cut in the middle) written straight to the output files, so neighbouring tiles
+give each other context without the whole raster ever being in memory. All outputs are written
+into a staging folder and moved into place only when the whole run succeeded: a failed or
+cancelled run leaves nothing behind, and existing outputs are only replaced with ``overwrite``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from rasterio.windows import Window, from_bounds
+
+from ..bundle import ModelBundle
+from ..errors import InputError, OutputError
+from ..io.scene import Grid, open_s1, open_s2
+from ..io.tiles import tile_windows
+from ..io.writers import ClassifiedWriter, FloatWriter
+from ..progress import Progress, null_progress
+from ..pseudomasks.extract import classifier_evidence
+from ..pseudomasks.generate import NEEDS_GRADCAM, NEEDS_HEADS
+from ..pseudomasks.postprocess import make_pseudomask
+from ..refine.segmenter import predict_logits_padded
+
+NODATA = 255
+
+
+@dataclass
+class PredictOptions:
+    tile: int | None = None  # default: the bundle's
+    overlap: int | None = None
+    batch_size: int = 8
+    area: tuple[float, float, float, float] | None = None  # bounds in the raster's CRS
+    attention: bool = False  # also write per-head attention maps
+    polygons: bool = False
+    stats: bool = True
+    overview: bool = True
+    overwrite: bool = False
+    device: str | None = None  # default: cuda when available
+    threads: int | None = None
+    band_order: Sequence[str] | None = None
+
+
+@dataclass
+class _Outputs:
+    landcover: Path
+    pseudomask: Path
+    confidence: Path
+    attention: Path | None = None
+    areas_csv: Path | None = None
+    areas_json: Path | None = None
+    polygons: Path | None = None
+    overview: Path | None = None
+    run: Path | None = None
+
+    def as_dict(self) -> dict:
+        return {k: str(v) for k, v in asdict(self).items() if v is not None}
+
+
+def _output_names(out_dir: Path, stem: str, opts: PredictOptions) -> _Outputs:
+    o = _Outputs(out_dir / f"{stem}_landcover.tif", out_dir / f"{stem}_pseudomask.tif",
+                 out_dir / f"{stem}_confidence.tif")
+    if opts.attention:
+        o.attention = out_dir / f"{stem}_attention.tif"
+    if opts.stats:
+        o.areas_csv, o.areas_json = out_dir / f"{stem}_class_areas.csv", out_dir / f"{stem}_class_areas.json"
+    if opts.polygons:
+        o.polygons = out_dir / f"{stem}_landcover.gpkg"
+    if opts.overview:
+        o.overview = out_dir / f"{stem}_overview.png"
+    o.run = out_dir / f"{stem}_run.json"
+    return o
+
+
+def _area_window(grid: Grid, area, where: str) -> Window:
+    full = Window(0, 0, grid.width, grid.height)
+    if area is None:
+        return full
+    win = from_bounds(*area, transform=grid.transform).round_offsets().round_lengths()
+    try:
+        win = win.intersection(full)
+    except Exception:  # rasterio raises WindowError when they do not intersect
+        win = None
+    if win is None or win.width < 1 or win.height < 1:
+        raise InputError(f"the area {tuple(round(a, 6) for a in area)} does not overlap the raster",
+                         path=where, fix="give bounds in the raster's CRS that overlap it")
+    return Window(int(win.col_off), int(win.row_off), int(win.width), int(win.height))
+
+
+def _device(opts: PredictOptions) -> torch.device:
+    if opts.device:
+        return torch.device(opts.device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"GPU ({torch.cuda.get_device_name(device)})"
+    return f"CPU ({torch.get_num_threads()} threads)"
+
+
+def predict_scene(bundle: ModelBundle, s2: str | Path | Sequence[str | Path], out_dir: str | Path,
+                  s1: str | Path | Sequence[str | Path] | None = None,
+                  opts: PredictOptions | None = None, progress: Progress | None = None,
+                  stem: str | None = None) -> dict:
+    """Run the whole pipeline on one scene; returns a JSON-safe summary with the output paths."""
+    opts = opts or PredictOptions()
+    progress = progress or null_progress()
+    t_start = time.perf_counter()
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        raise OutputError("output folder does not exist", path=out_dir, fix="create it first")
+    if not os.access(out_dir, os.W_OK):
+        raise OutputError("output folder is not writable", path=out_dir, fix="choose another folder")
+    if bundle.has_s1 and s1 is None:
+        raise InputError("this model needs Sentinel-1 (VV, VH) as well", path=bundle.path,
+                         fix="give the S1 raster (--s1) or use an S2-only model")
+    first = Path(s2[0] if isinstance(s2, (list, tuple)) else s2)
+    stem = stem or (first.stem if first.is_file() else first.name)
+    outputs = _output_names(out_dir, stem, opts)
+    existing = [p for p in outputs.as_dict().values() if Path(p).exists()]
+    if existing and not opts.overwrite:
+        raise OutputError("outputs already exist", path=existing[0],
+                          fix="choose another output folder or pass --overwrite")
+
+    device = _device(opts)
+    with open_s2(s2, band_order=opts.band_order, required=bundle.s2_bands) as scene:
+        s1_scene = open_s1(s1, target=scene) if (s1 is not None and bundle.has_s1) else None
+        progress.log(f"device: {describe_device(device)}")
+        try:
+            window = _area_window(scene.grid, opts.area, str(first))
+            grid = Grid(scene.grid.crs, scene.grid.window_transform(window),
+                        int(window.width), int(window.height))
+            stage_dir = Path(tempfile.mkdtemp(prefix=f".{stem}.partial-", dir=out_dir))
+            try:
+                staged = _output_names(stage_dir, stem, opts)
+                stats = _run_tiles(bundle, scene, s1_scene, window, grid, staged, opts, device, progress)
+                summary = _finish(bundle, scene, window, grid, staged, outputs, opts, progress, stats,
+                                  device, t_start)
+                for name, p in staged.as_dict().items():
+                    for side in [Path(p)] + [Path(p + ext) for ext in (".aux.xml",)] + \
+                            ([Path(p).with_suffix(".qml")] if p.endswith(".tif") else []):
+                        if side.exists():
+                            os.replace(side, out_dir / side.name)
+            finally:
+                shutil.rmtree(stage_dir, ignore_errors=True)
+        finally:
+            if s1_scene is not None:
+                s1_scene.close()
+    progress.result(**summary)
+    return summary
+
+
+def _run_tiles(bundle: ModelBundle, scene, s1_scene, window: Window, grid: Grid, staged: _Outputs,
+               opts: PredictOptions, device: torch.device, progress: Progress) -> dict:
+    tile = opts.tile or bundle.tile
+    overlap = opts.overlap if opts.overlap is not None else bundle.overlap
+    overlap = min(overlap, max(tile // 2 - 1, 0))
+    tiles = tile_windows(grid.width, grid.height, tile, overlap)
+    scheme = bundle.scheme
+    lut = np.full(256, NODATA, np.uint8)
+    lut[: scheme.num_classes] = np.asarray(scheme.values, dtype=np.uint8)
+    pm = bundle.pseudomask
+    need_heads = pm.method in NEEDS_HEADS
+    need_cam = pm.method in NEEDS_GRADCAM
+    attn_blocks = pm.attn_blocks or len(bundle.classifier.blocks)
+    vit = bundle.classifier.to(device).eval()
+    seg = bundle.segmenter.to(device).eval() if bundle.segmenter is not None else None
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else None
+    counts = {"tiles": len(tiles), "fallback_tiles": 0, "valid_pixels": 0}
+    head_desc: list[str] | None = None
+
+    def read(batch):
+        out = []
+        for t in batch:
+            w = Window(t.window.col_off + window.col_off, t.window.row_off + window.row_off,
+                       t.window.width, t.window.height)
+            data, valid = scene.read(w, bundle.s2_bands)
+            if s1_scene is not None:
+                d1, v1 = s1_scene.read(w)
+                data, valid = np.concatenate([data, d1]), valid & v1
+            out.append((t, data, valid))
+        return out
+
+    batches = [tiles[i:i + opts.batch_size] for i in range(0, len(tiles), opts.batch_size)]
+    writers = [ClassifiedWriter(staged.landcover, grid, scheme),
+               ClassifiedWriter(staged.pseudomask, grid, scheme),
+               FloatWriter(staged.confidence, grid, descriptions=["confidence"])]
+    lc_w, pm_w, cf_w = writers
+    at_w = None
+    n_s2 = len(bundle.s2_bands)
+    # one reader thread: the next batch is read while this one is predicted
+    with ThreadPoolExecutor(max_workers=1) as pool, lc_w, pm_w, cf_w, \
+            progress.stage("predict", total=len(tiles)) as st:
+        pending = pool.submit(read, batches[0]) if batches else None
+        for bi in range(len(batches)):
+            items = pending.result()
+            pending = pool.submit(read, batches[bi + 1]) if bi + 1 < len(batches) else None
+            x = torch.stack([bundle.normalizer(d[:n_s2], d[n_s2:] if bundle.has_s1 else None)
+                             for _, d, _ in items])
+            valid = np.stack([v for _, _, v in items])
+            x[torch.from_numpy(~valid).unsqueeze(1).expand_as(x)] = 0.0  # no-data -> band means
+            x = x.to(device)
+            with (amp if amp is not None else torch.autocast("cpu", enabled=False)):
+                ev = classifier_evidence(vit, x, attn_blocks=attn_blocks if need_heads else 0,
+                                         gradcam=need_cam)
+                seg_probs = None
+                if seg is not None:
+                    with torch.no_grad():
+                        seg_probs = torch.softmax(predict_logits_padded(seg, x).float(), 1).cpu()
+            if opts.attention and at_w is None:
+                head_desc = [f"block{b}_head{h}" for b, h in ev.head_ids] or ["none"]
+                at_w = FloatWriter(staged.attention, grid, count=len(head_desc), descriptions=head_desc)
+                at_w.open()
+            for k, (t, _, v) in enumerate(items):
+                size = tuple(v.shape)
+                mask = make_pseudomask(pm.method, ev.probs[k], size,
+                                       head_maps=ev.head_maps[k] if need_heads else None,
+                                       class_maps=ev.gradcam[k] if ev.gradcam is not None else None,
+                                       threshold=pm.threshold, **pm.options)
+                counts["fallback_tiles"] += bool(mask.info.get("fallback"))
+                if seg_probs is not None:
+                    conf_t, lab_t = seg_probs[k].max(0)
+                    labels, conf = lab_t.numpy().astype(np.uint8), conf_t.numpy()
+                else:
+                    labels, conf = mask.labels.astype(np.uint8), mask.confidence
+                lc = lut[labels]
+                pmv = lut[mask.labels.astype(np.uint8)]
+                lc[~v], pmv[~v] = NODATA, NODATA
+                conf = np.where(v, conf, np.nan).astype(np.float32)
+                counts["valid_pixels"] += int(t.crop(v).sum())
+                lc_w.write(t.crop(lc), t.core)
+                pm_w.write(t.crop(pmv), t.core)
+                cf_w.write(t.crop(conf), t.core)
+                if at_w is not None:
+                    maps = ev.head_maps[k]
+                    if maps.shape[0]:
+                        up = torch.nn.functional.interpolate(torch.from_numpy(maps)[None], size=size,
+                                                             mode="bilinear", align_corners=False)[0].numpy()
+                    else:
+                        up = np.zeros((1,) + size, np.float32)
+                    at_w.write(t.crop(up), t.core)
+            st.advance(len(items))
+        if at_w is not None:
+            at_w.close()
+    counts.update(tile=tile, overlap=overlap)
+    return counts
+
+
+def _finish(bundle, scene, window, grid, staged, outputs, opts, progress, counts, device, t_start) -> dict:
+    from ..export import area_summary, vectorize, write_areas_csv, write_areas_json
+
+    summary: dict = {"outputs": outputs.as_dict(), "scheme": bundle.scheme.name,
+                     "model": bundle.describe(), "device": describe_device(device),
+                     "grid": grid.to_dict(), "window": [int(window.col_off), int(window.row_off),
+                                                        int(window.width), int(window.height)],
+                     "counts": counts}
+    if opts.stats:
+        areas = area_summary(staged.landcover, bundle.scheme, progress=progress)
+        write_areas_csv(staged.areas_csv, areas)
+        write_areas_json(staged.areas_json, areas)
+        summary["class_areas"] = [{k: r[k] for k in ("value", "name", "hectares", "percent")}
+                                  for r in areas["classes"]]
+    if opts.polygons:
+        vectorize(staged.landcover, staged.polygons, bundle.scheme, progress=progress)
+    if opts.overview:
+        from .overview import write_overview
+        write_overview(scene, window, staged, bundle.scheme, staged.overview)
+    seconds = time.perf_counter() - t_start
+    px = grid.width * grid.height
+    res = grid.res_m() if grid.crs is not None else None
+    km2 = px * res[0] * res[1] / 1e6 if res else None
+    summary["seconds"] = round(seconds, 2)
+    summary["km2"] = None if km2 is None else round(km2, 3)
+    summary["km2_per_min"] = None if km2 is None else round(km2 / (seconds / 60), 2)
+    staged.run.write_text(json.dumps(summary, indent=2, default=float), encoding="utf-8")
+    return summary

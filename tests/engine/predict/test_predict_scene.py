@@ -1,0 +1,110 @@
+import json
+import os
+
+import numpy as np
+import pytest
+import rasterio
+
+from sparsevit.bundle import load_bundle
+from sparsevit.cli import main
+from sparsevit.errors import InputError, OutputError
+from sparsevit.predict import PredictOptions, predict_scene
+from sparsevit.progress import Progress
+
+S2 = "resources/sample/Spain_7370579_S2Hand.tif"
+
+
+@pytest.fixture(scope="module")
+def bundle(tiny_bundle):
+    return load_bundle(tiny_bundle)
+
+
+def test_predict_writes_every_output_on_the_input_grid(bundle, tmp_path, repo_root):
+    s2 = repo_root / S2
+    summary = predict_scene(bundle, s2, tmp_path, opts=PredictOptions(attention=True, batch_size=4))
+    out = summary["outputs"]
+    for key in ("landcover", "pseudomask", "confidence", "attention", "areas_csv", "areas_json",
+                "overview", "run"):
+        assert os.path.exists(out[key]), key
+    with rasterio.open(s2) as src, rasterio.open(out["landcover"]) as lc:
+        assert lc.crs == src.crs and lc.transform == src.transform
+        assert (lc.width, lc.height) == (src.width, src.height)
+        assert lc.dtypes[0] == "uint8" and lc.nodata == 255
+        assert lc.colormap(1)[0][:3] == tuple(int(bundle.scheme.classes[0].color[i:i + 2], 16) for i in (1, 3, 5))
+        values = set(np.unique(lc.read(1)).tolist())
+    assert values <= set(bundle.scheme.values) | {255}
+    assert os.path.exists(out["landcover"][:-4] + ".qml")
+    with rasterio.open(out["attention"]) as at:
+        assert at.count == 3 and at.descriptions[0] == "block1_head0"
+    assert summary["counts"]["tiles"] == 25  # 512 px, tile 128, overlap 16
+    assert not [p for p in os.listdir(tmp_path) if ".partial" in p or p.startswith(".")]
+    areas = json.loads(open(out["areas_json"]).read())
+    assert abs(sum(r["percent"] for r in areas["classes"]) - 100) < 0.5
+
+
+def test_area_subset_and_existing_outputs(bundle, tmp_path, repo_root):
+    s2 = repo_root / S2
+    with rasterio.open(s2) as src:
+        b = src.bounds
+        t = src.transform
+    area = (b.left + 100 * t.a, b.top - 200 * abs(t.e), b.left + 250 * t.a, b.top - 100 * abs(t.e))
+    opts = PredictOptions(area=area, overview=False, stats=False)
+    summary = predict_scene(bundle, s2, tmp_path, opts=opts)
+    with rasterio.open(summary["outputs"]["landcover"]) as lc:
+        assert (lc.width, lc.height) == (150, 100)
+        assert lc.transform.c == pytest.approx(area[0])
+    with pytest.raises(OutputError, match="already exist"):
+        predict_scene(bundle, s2, tmp_path, opts=opts)
+    opts.overwrite = True
+    predict_scene(bundle, s2, tmp_path, opts=opts)
+    with pytest.raises(InputError, match="does not overlap"):
+        predict_scene(bundle, s2, tmp_path, opts=PredictOptions(area=(0, 0, 1e-3, 1e-3), overwrite=True))
+
+
+def test_cancel_leaves_nothing_behind(bundle, tmp_path, repo_root):
+    cancel = tmp_path / "cancel"
+    out = tmp_path / "out"
+    out.mkdir()
+
+    from sparsevit.errors import Cancelled
+    prog = Progress(json_lines=False, bar=False, cancel_file=str(cancel))
+    orig = prog.check_cancelled
+    calls = {"n": 0}
+
+    def check():  # the cancel file appears once a few tiles are done
+        calls["n"] += 1
+        if calls["n"] > 3:
+            cancel.touch()
+        orig()
+
+    prog.check_cancelled = check
+    with pytest.raises(Cancelled):
+        predict_scene(bundle, repo_root / S2, out, opts=PredictOptions(batch_size=2), progress=prog)
+    assert os.listdir(out) == []
+
+
+def test_cli_predict_json_events(tiny_bundle, tmp_path, repo_root, capsys):
+    code = main(["--json", "predict", str(repo_root / S2), "--model", str(tiny_bundle),
+                 "--out", str(tmp_path), "--no-overview", "--tile", "256"])
+    assert code == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "end" and "result" in kinds
+    assert any(e["event"] == "log" and e["message"].startswith("device: CPU") for e in events)
+    result = next(e for e in events if e["event"] == "result")
+    assert result["scheme"] == "eurosat" and os.path.exists(result["outputs"]["landcover"])
+
+
+def test_model_needing_missing_bands_is_a_clear_error(tiny_bundle, tmp_path, capsys):
+    rgb = tmp_path / "rgb.tif"
+    with rasterio.open(rgb, "w", driver="GTiff", width=32, height=32, count=3, dtype="uint16",
+                       crs="EPSG:32633", transform=rasterio.transform.from_origin(0, 0, 10, 10)) as ds:
+        ds.write(np.full((3, 32, 32), 1000, np.uint16))
+        ds.descriptions = ("B04", "B03", "B02")
+    out = tmp_path / "out"
+    out.mkdir()
+    code = main(["predict", str(rgb), "--model", str(tiny_bundle), "--out", str(out)])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "missing Sentinel-2 bands B01" in err[0] and "rgb.tif" in err[0]
+    assert os.listdir(out) == []

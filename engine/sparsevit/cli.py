@@ -21,7 +21,9 @@ COMMAND_MODULES = ["info", "mosaic", "train", "pseudomasks", "refine", "predict"
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
-    parser = argparse.ArgumentParser(prog="sparsevit", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="sparsevit", description="SparseViT engine: weakly supervised land-cover mapping of "
+                                      "Sentinel-1/2 imagery (the QGIS plugin runs these commands).")
     parser.add_argument("--version", action="version", version=f"sparsevit {__version__}")
     parser.add_argument("--json", action="store_true",
                         help="emit JSON-lines progress/log/result events on stdout")

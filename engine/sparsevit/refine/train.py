@@ -62,7 +62,6 @@ def train_segmenter(model: nn.Module, dataset: Dataset, cfg: SegTrainConfig,
                 if not (y != IGNORE).any():
                     # every pixel uncertain: no signal, and CE would return nan
                     history["skipped_batches"] += 1
-                    sched.step()
                     st.advance()
                     continue
                 loss = loss_fn(model(x), y)

@@ -1,0 +1,1 @@
+"""Committed, one-command training recipes (the bundled default model is made by one)."""

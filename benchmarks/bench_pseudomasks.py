@@ -36,6 +36,7 @@ from sparsevit.datasets import EuroSatMosaic  # noqa: E402
 from sparsevit.evaluation.metrics import EvaluationSet  # noqa: E402
 from sparsevit.models import get_config, prune_heads  # noqa: E402
 from sparsevit.pseudomasks.generate import PseudomaskOptions, iter_dataset_pseudomasks  # noqa: E402
+from sparsevit.recipes.default_model import prune_and_recover  # noqa: E402
 from sparsevit.refine.iterate import RefineConfig, evaluate_segmenter, refine, train_on_masks  # noqa: E402
 from sparsevit.refine.train import SegTrainConfig  # noqa: E402
 from sparsevit.training import TrainConfig, load_model, save_checkpoint, train  # noqa: E402
@@ -107,8 +108,9 @@ def main(argv=None) -> int:
     ap.add_argument("--pruned", help="use this pruned classifier checkpoint instead of fine-tuning")
     ap.add_argument("--train-scenes", type=int, default=1000)
     ap.add_argument("--epochs", type=int, default=8)
-    ap.add_argument("--lambda-l0", type=float, default=0.4)
+    ap.add_argument("--lambda-l0", type=float, default=0.25)
     ap.add_argument("--ft-epochs", type=int, default=3)
+    ap.add_argument("--recover-epochs", type=int, default=2)
     ap.add_argument("--test-scenes", type=int, default=200)
     ap.add_argument("--refine-scenes", type=int, default=400)
     ap.add_argument("--refine-epochs", type=int, default=12)
@@ -118,7 +120,7 @@ def main(argv=None) -> int:
     ap.add_argument("--save-models", help="folder to keep the trained classifier/segmenters")
     args = ap.parse_args(argv)
     if args.quick:
-        args.train_scenes, args.epochs, args.ft_epochs = 64, 1, 1
+        args.train_scenes, args.epochs, args.ft_epochs, args.recover_epochs = 64, 1, 1, 1
         args.test_scenes, args.refine_scenes, args.refine_epochs = 16, 16, 1
     torch.set_num_threads(args.threads)
     t_all = time.perf_counter()
@@ -162,16 +164,15 @@ def main(argv=None) -> int:
         if args.pruned:
             pruned, _ = load_model(args.pruned)
         else:
+            # exactly the default model's recipe: L0 fine-tune, physical pruning, recovery
             mcfg = get_config("tiny", s2_bands=bands, num_classes=len(names), keep_heads_in_last=1)
-            r = train(mcfg, train_ds, None, TrainConfig(epochs=args.ft_epochs, batch_size=32, lr=3e-4,
-                      gate_lr=0.25, warmup_fraction=0.05, lambda_l0=args.lambda_l0,
-                      seed=args.seed + 1, crop=None), init_from=ck, normalizer=norm,
-                      out_dir=(keep or tmp) / "classifier_l0")
-            pruned = prune_heads(r.model.eval())
+            pruned = prune_and_recover(mcfg, train_ds, ck, norm, args.lambda_l0, args.ft_epochs,
+                                       args.recover_epochs, args.seed, tmp)
             if keep:
                 save_checkpoint(keep / "classifier_pruned", pruned, norm, names, "eurosat")
         pruned.eval()
-        report["pruned_model"] = {"lambda_l0": args.lambda_l0, "pruned_share": round(pruned.pruned_share(), 4),
+        report["pruned_model"] = {"lambda_l0": args.lambda_l0, "ft_epochs": args.ft_epochs,
+                                  "recover_epochs": args.recover_epochs, "pruned_share": round(pruned.pruned_share(), 4),
                                   "open_heads_per_block": pruned.open_heads_per_block()}
         print(f"pruned: {pruned.pruned_share():.0%} of heads closed, open per block "
               f"{pruned.open_heads_per_block()}", flush=True)

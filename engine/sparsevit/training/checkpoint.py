@@ -45,9 +45,11 @@ def save_checkpoint(path: str | Path, model: SparseViT, normalizer: Normalizer,
                     training: dict[str, Any] | None = None,
                     metrics: dict[str, Any] | None = None,
                     training_state: dict[str, Any] | None = None,
-                    state_tensors: dict[str, torch.Tensor] | None = None) -> Path:
+                    state_tensors: dict[str, torch.Tensor] | None = None,
+                    half: bool = False) -> Path:
     """Write ``<path>.safetensors`` + ``<path>.json`` (+ ``<path>.state.safetensors`` when
-    ``state_tensors``). Returns the weights path."""
+    ``state_tensors``). Returns the weights path. ``half`` stores floating-point weights as
+    float16 (for bundled models); loading copies them into the float32 model."""
     net: SparseViT = getattr(model, "module", model)
     weights, meta, state = checkpoint_paths(path)
     cfg = net.config
@@ -70,8 +72,12 @@ def save_checkpoint(path: str | Path, model: SparseViT, normalizer: Normalizer,
     if training_state is not None:
         doc["training_state"] = training_state
         doc["training_state"]["state_file"] = state.name
+    tensors = _state_dict(net)
+    if half:
+        tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
+    doc["stored_dtype"] = "float16" if half else "float32"
     with atomic_path(weights) as tmp:
-        save_file(_state_dict(net), str(tmp), metadata={"format": FORMAT,
+        save_file(tensors, str(tmp), metadata={"format": FORMAT,
                                                         "format_version": str(FORMAT_VERSION)})
     if state_tensors is not None:
         with atomic_path(state) as tmp:

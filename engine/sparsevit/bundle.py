@@ -74,7 +74,7 @@ class ModelBundle:
 
 def _scheme_for(doc: dict, where: Path) -> ClassScheme:
     classes = doc.get("classes", {})
-    name = classes.get("scheme")
+    name = classes.get("scheme") if isinstance(classes, dict) else None
     if not name:
         raise InputError("the model names no class scheme", path=where, fix=_FIX)
     scheme = load_scheme(name)
@@ -82,6 +82,16 @@ def _scheme_for(doc: dict, where: Path) -> ClassScheme:
         raise InputError(f"the model's class names do not match scheme '{name}'", path=where,
                          fix="retrain the model or fix its JSON 'classes'")
     return scheme
+
+
+def _member(folder: Path, ref: object, meta: Path) -> Path:
+    """A file named by bundle.json; it must lie inside the bundle folder (no ``../`` escapes)."""
+    if not isinstance(ref, str) or not ref:
+        raise InputError("bundle.json names its model files wrongly (not a file name)", path=meta, fix=_FIX)
+    target = (folder / ref).resolve()
+    if folder.resolve() not in target.parents:
+        raise InputError(f"bundle.json points outside the model folder ({ref})", path=meta, fix=_FIX)
+    return folder / ref
 
 
 def load_bundle(path: str | Path | None = None) -> ModelBundle:
@@ -98,24 +108,30 @@ def load_bundle(path: str | Path | None = None) -> ModelBundle:
             raise InputError(f"bundle.json is not valid JSON ({exc})", path=meta, fix=_FIX) from exc
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             raise InputError("not a SparseViT model bundle", path=meta, fix=_FIX)
-        if int(doc.get("format_version", 0)) > FORMAT_VERSION:
+        # bundle.json may come from anywhere: a wrong type must be an InputError, not a crash.
+        try:
+            newer = int(doc.get("format_version", 0)) > FORMAT_VERSION
+            pm = PseudomaskSettings(**doc.get("pseudomask", {}))
+            tile, overlap = int(doc.get("tile", 256)), int(doc.get("overlap", 32))
+            card = doc.get("card", {})
+            if not isinstance(card, dict) or tile < 1 or overlap < 0:
+                raise ValueError("'card' must be an object, 'tile' >= 1, 'overlap' >= 0")
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"bundle.json is inconsistent ({exc})", path=meta, fix=_FIX) from exc
+        if newer:
             raise InputError("model bundle is newer than this engine", path=meta,
                              fix="update SparseViT for QGIS")
-        try:
-            classifier_ref = doc["classifier"]
-        except KeyError:
-            raise InputError("bundle.json names no classifier", path=meta, fix=_FIX) from None
-        model, cdoc = load_model(p / classifier_ref)
+        if "classifier" not in doc:
+            raise InputError("bundle.json names no classifier", path=meta, fix=_FIX)
+        model, cdoc = load_model(_member(p, doc["classifier"], meta))
         seg, sdoc = (None, None)
         if doc.get("segmenter"):
-            seg, sdoc = load_segmenter(p / doc["segmenter"])
-            if sdoc["bands"] != cdoc["bands"]:
+            seg, sdoc = load_segmenter(_member(p, doc["segmenter"], meta))
+            if sdoc.get("bands") != cdoc["bands"]:
                 raise InputError("classifier and segmenter were trained on different bands",
                                  path=meta, fix=_FIX)
-        pm = PseudomaskSettings(**doc.get("pseudomask", {}))
-        card = doc.get("card", {})
         return ModelBundle(p, model, cdoc, normalizer_from_config(cdoc), _scheme_for(cdoc, meta),
-                           seg, sdoc, pm, int(doc.get("tile", 256)), int(doc.get("overlap", 32)), card)
+                           seg, sdoc, pm, tile, overlap, card)
     if not p.exists() and not p.with_suffix(".safetensors").exists() and not Path(str(p) + ".safetensors").exists():
         raise InputError("model not found", path=p, fix=_FIX)
     model, cdoc = load_model(p)

@@ -35,8 +35,12 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     """
     target = check_writable_dir(path)
     suffix = suffix if suffix is not None else "".join(target.suffixes) or ".tmp"
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".part" + suffix,
-                                    dir=str(target.parent))
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".part" + suffix,
+                                        dir=str(target.parent))
+    except OSError as exc:  # root passes os.access on read-only mounts; a file is no folder
+        raise OutputError(f"cannot write into the output folder ({exc.strerror or exc})",
+                          path=target.parent, fix="choose a folder you can write to") from exc
     os.close(fd)
     tmp = Path(tmp_name)
     tmp.unlink()  # let the writer create it (GDAL refuses some existing files)

@@ -34,6 +34,7 @@ HOW_DESCRIPTION, HOW_TAG, HOW_FILENAME, HOW_POSITION, HOW_OVERRIDE = (
 _NAME_TAG_KEYS = ("NAME", "BAND", "DESC")
 # Decimated reads for statistics never pull more than about this many pixels per band.
 _SAMPLE_SIDE = 512
+_SPARSE_FACTOR = 16
 
 
 # --------------------------------------------------------------------------------------------
@@ -131,6 +132,38 @@ def _read(ds, index: int, window: Window, path: Path) -> np.ndarray:
     except RasterioIOError as exc:
         raise InputError(f"cannot read pixels ({_short(exc)})", path=path,
                          fix="the file is truncated or corrupt: download or export it again") from exc
+
+
+def _decimated(ds, index: int | Sequence[int], max_side: int = _SAMPLE_SIDE) -> np.ndarray:
+    """float64 sample of a band (or bands, first axis) with at most ~max_side**2 pixels.
+
+    A decimated read of a raster without overviews makes GDAL visit every block, which for a
+    100000 x 100000 px header (sparse or real) takes minutes and gigabytes of block cache. Above
+    ``_SPARSE_FACTOR`` times the sample size, read a grid of small block-aligned windows instead.
+    """
+    try:
+        return _decimated_read(ds, index, max_side)
+    except RasterioIOError as exc:
+        raise InputError(f"cannot read pixels ({_short(exc)})", path=ds.name,
+                         fix="the file is truncated or corrupt: download or export it again") from exc
+
+
+def _decimated_read(ds, index, max_side: int) -> np.ndarray:
+    many = not isinstance(index, int)
+    if max(ds.width, ds.height) <= _SPARSE_FACTOR * max_side:
+        step = max(1, max(ds.width, ds.height) // max_side)
+        out = (max(1, ds.height // step), max(1, ds.width // step))
+        shape = ((len(index),) + out) if many else out
+        return ds.read(index, out_shape=shape, out_dtype="float64")
+    k, side = 16, max(1, max_side // 16)
+    bh, bw = ds.block_shapes[0]
+    parts = []
+    for r in range(k):
+        for c in range(k):
+            row = min((r * ds.height // k) // bh * bh, ds.height - side)
+            col = min((c * ds.width // k) // bw * bw, ds.width - side)
+            parts.append(ds.read(index, window=Window(col, row, side, side), out_dtype="float64"))
+    return np.concatenate(parts, axis=-1)
 
 
 def _check_dtype(ds, path: Path) -> None:
@@ -256,8 +289,12 @@ class S2Scene:
             if mode == "scale":
                 sx, sy = ds.width / self.grid.width, ds.height / self.grid.height
                 swin = Window(window.col_off * sx, window.row_off * sy, w * sx, h * sy)
-                arr = ds.read(idx, window=swin, out_shape=(h, w), resampling=Resampling.bilinear,
-                              out_dtype="float32")
+                try:
+                    arr = ds.read(idx, window=swin, out_shape=(h, w), resampling=Resampling.bilinear,
+                                  out_dtype="float32")
+                except RasterioIOError as exc:
+                    raise InputError(f"cannot read pixels ({_short(exc)})", path=src.path,
+                                     fix="the file is truncated or corrupt: download or export it again") from exc
             else:
                 arr = _read(ds, idx, window, src.path)
             if src.nodata is not None and not (isinstance(ds, WarpedVRT)):
@@ -340,9 +377,7 @@ def _positional_order(path: Path, count: int) -> tuple[tuple[str, ...], str]:
     # 13 bands: ESA order puts cirrus (B10, almost always the darkest band in L1C) at position 11,
     # EuroSAT-MS puts it at position 10 and B8A last.
     with _open(path) as ds:
-        step = max(1, max(ds.width, ds.height) // _SAMPLE_SIDE)
-        out = (max(1, ds.height // step), max(1, ds.width // step))
-        b10, b11 = (ds.read(i, out_shape=out).astype("float64") for i in (10, 11))
+        b10, b11 = (_decimated(ds, i) for i in (10, 11))
     if np.nanmedian(b10) < np.nanmedian(b11):
         return EUROSAT_BAND_ORDER, "EuroSAT-MS order (B10 10th, B8A last)"
     return S2_BANDS, "ESA order"
@@ -516,9 +551,7 @@ def detect_s1_units(values: np.ndarray) -> str | None:
 
 def _sample(src: BandSource) -> np.ndarray:
     with _open(src.path) as ds:
-        step = max(1, max(ds.width, ds.height) // _SAMPLE_SIDE)
-        out = (max(1, ds.height // step), max(1, ds.width // step))
-        a = ds.read(src.index, out_shape=out, out_dtype="float64")
+        a = _decimated(ds, src.index)
     if src.nodata is not None and not np.isnan(src.nodata):
         a = a[a != src.nodata]
     return a.ravel()
@@ -579,9 +612,7 @@ def decimated_stats(scene: S2Scene | S1Scene, max_side: int = _SAMPLE_SIDE) -> d
     shares = []
     for name, src in scene.bands.items():
         with _open(src.path) as ds:
-            step = max(1, max(ds.width, ds.height) // max_side)
-            out = (max(1, ds.height // step), max(1, ds.width // step))
-            a = ds.read(src.index, out_shape=out, out_dtype="float64")
+            a = _decimated(ds, src.index, max_side)
         bad = ~np.isfinite(a)
         if src.nodata is not None:
             bad |= np.isnan(a) if np.isnan(src.nodata) else (a == src.nodata)

@@ -59,7 +59,8 @@ def classes_tag(entries: list[ClassEntry]) -> str:
 
 def pam_xml(entries: list[ClassEntry], existing: str | None = None) -> str:
     """GDAL PAM ``.aux.xml`` with category names and a thematic raster attribute table for band 1."""
-    root = ET.fromstring(existing) if existing else ET.Element("PAMDataset")
+    # nosec: ``existing`` is the .aux.xml GDAL just wrote for our own temporary file.
+    root = ET.fromstring(existing) if existing else ET.Element("PAMDataset")  # nosec B314
     band = root.find("PAMRasterBand[@band='1']")
     if band is None:
         band = ET.SubElement(root, "PAMRasterBand", band="1")
@@ -128,7 +129,12 @@ def read_class_table(path: str | Path) -> dict[int, tuple[str, tuple[int, int, i
     """
     aux = Path(str(path) + ".aux.xml")
     if aux.exists():
-        rat = ET.parse(aux).getroot().find("PAMRasterBand[@band='1']/GDALRasterAttributeTable")
+        # nosec: ElementTree never resolves external entities, and expat >= 2.4.1 (Python
+        # 3.11 ships 2.5) refuses entity-expansion bombs, so a hostile .aux.xml raises ParseError.
+        try:
+            rat = ET.parse(aux).getroot().find("PAMRasterBand[@band='1']/GDALRasterAttributeTable")  # nosec B314
+        except ET.ParseError:  # a broken sidecar: the band tag below still names the classes
+            rat = None
         if rat is not None:
             cols = {fd.findtext("Usage"): int(fd.get("index")) for fd in rat.findall("FieldDefn")}
             out = {}

@@ -121,6 +121,9 @@ def predict_scene(bundle: ModelBundle, s2: str | Path | Sequence[str | Path], ou
     if opts.threads:
         torch.set_num_threads(opts.threads)
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError("the output folder is a file, not a folder", path=out_dir,
+                          fix="choose a folder for --out")
     if not out_dir.is_dir():
         raise OutputError("output folder does not exist", path=out_dir, fix="create it first")
     if not os.access(out_dir, os.W_OK):
@@ -144,17 +147,28 @@ def predict_scene(bundle: ModelBundle, s2: str | Path | Sequence[str | Path], ou
             window = _area_window(scene.grid, opts.area, str(first))
             grid = Grid(scene.grid.crs, scene.grid.window_transform(window),
                         int(window.width), int(window.height))
-            stage_dir = Path(tempfile.mkdtemp(prefix=f".{stem}.partial-", dir=out_dir))
+            try:
+                stage_dir = Path(tempfile.mkdtemp(prefix=f".{stem}.partial-", dir=out_dir))
+            except OSError as exc:
+                raise OutputError(f"cannot write into the output folder ({exc.strerror or exc})",
+                                  path=out_dir, fix="choose a folder you can write to") from exc
             try:
                 staged = _output_names(stage_dir, stem, opts)
                 stats = _run_tiles(bundle, scene, s1_scene, window, grid, staged, opts, device, progress)
-                summary = _finish(bundle, scene, window, grid, staged, outputs, opts, progress, stats,
-                                  device, t_start)
-                for name, p in staged.as_dict().items():
-                    for side in [Path(p)] + [Path(p + ext) for ext in (".aux.xml",)] + \
-                            ([Path(p).with_suffix(".qml")] if p.endswith(".tif") else []):
-                        if side.exists():
-                            os.replace(side, out_dir / side.name)
+                if stats["valid_pixels"] == 0:
+                    raise InputError("the raster holds only no-data pixels"
+                                     + (" inside --area" if opts.area is not None else ""),
+                                     path=str(first), fix="check the nodata value of the file or "
+                                     "choose another scene or area")
+                try:
+                    summary = _finish(bundle, scene, window, grid, staged, outputs, opts, progress,
+                                      stats, device, t_start)
+                    # A cancel during the last stages still leaves nothing behind.
+                    progress.check_cancelled()
+                    _commit(staged, out_dir, opts.overwrite)
+                except OSError as exc:
+                    raise OutputError(f"could not write the outputs ({exc.strerror or exc})",
+                                      path=out_dir, fix="check free disk space and permissions") from exc
             finally:
                 shutil.rmtree(stage_dir, ignore_errors=True)
         finally:
@@ -162,6 +176,42 @@ def predict_scene(bundle: ModelBundle, s2: str | Path | Sequence[str | Path], ou
                 s1_scene.close()
     progress.result(**summary)
     return summary
+
+
+def _commit(staged: _Outputs, out_dir: Path, overwrite: bool) -> None:
+    """Move the staged files into ``out_dir``.
+
+    Without ``overwrite`` each file is hard-linked into place, which fails when the name exists:
+    a second run writing the same names at the same time then stops with an error instead of
+    silently replacing the first run's outputs (and both runs' files never get mixed).
+    """
+    moves = []
+    for p in staged.as_dict().values():
+        for side in [Path(p), Path(p + ".aux.xml")] + ([Path(p).with_suffix(".qml")] if p.endswith(".tif") else []):
+            if side.exists():
+                moves.append((side, out_dir / side.name))
+    if overwrite:
+        for src, dst in moves:
+            os.replace(src, dst)
+        return
+    done: list[Path] = []
+    try:
+        for src, dst in moves:
+            try:
+                os.link(src, dst)
+            except FileExistsError:
+                raise
+            except OSError:  # file systems without hard links (FAT, some shares)
+                if dst.exists():
+                    raise FileExistsError(dst) from None
+                os.replace(src, dst)
+            done.append(dst)
+    except FileExistsError:
+        for dst in done:
+            dst.unlink(missing_ok=True)
+        taken = next((dst for _, dst in moves if dst.exists()), out_dir)
+        raise OutputError("outputs already exist (another run wrote them meanwhile)", path=taken,
+                          fix="choose another output folder or name, or pass --overwrite") from None
 
 
 def _run_tiles(bundle: ModelBundle, scene, s1_scene, window: Window, grid: Grid, staged: _Outputs,
@@ -278,7 +328,8 @@ def _finish(bundle, scene, window, grid, staged, outputs, opts, progress, counts
         vectorize(staged.landcover, staged.polygons, bundle.scheme, progress=progress)
     if opts.overview:
         from .overview import write_overview
-        write_overview(scene, window, staged, bundle.scheme, staged.overview)
+        with progress.stage("overview"):
+            write_overview(scene, window, staged, bundle.scheme, staged.overview)
     seconds = time.perf_counter() - t_start
     px = grid.width * grid.height
     res = grid.res_m() if grid.crs is not None else None

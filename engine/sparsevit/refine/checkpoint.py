@@ -61,7 +61,7 @@ def load_segmenter(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     try:
         model = build_segmenter(doc["segmenter"], int(doc["in_channels"]), len(doc["classes"]["names"]))
         Normalizer.from_dict(doc["normalization"])
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise InputError(f"segmenter description is inconsistent ({exc})", path=meta, fix=_FIX) from exc
     tensors = _read_safetensors(weights, "segmenter weights")
     expected = model.state_dict()

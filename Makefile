@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: setup demo test test-engine test-qgis bench package clean
+.PHONY: setup demo test test-engine test-qgis bench package screenshot clean
 
 setup:            ## apt packages, venv, pinned wheels, sanity check (idempotent)
 	@bash scripts/setup.sh
@@ -26,6 +26,9 @@ bench: setup      ## every benchmark; figures go to benchmarks/results/*.json an
 
 package: setup    ## the installable QGIS plugin zip in dist/
 	@bash scripts/package.sh
+
+screenshot: setup ## the real QGIS window (Xvfb) after a panel run: out/screenshots/qgis_sparsevit.png
+	@bash scripts/qgis_screenshot.sh
 
 clean:
 	rm -rf dist build .pytest_cache

@@ -76,8 +76,23 @@ def set_output_dir(path: str) -> None:
 
 
 def model_path() -> str:
-    """A model file chosen by the user; empty means the bundled default model."""
+    """A model folder (bundle.json) or classifier file chosen by the user; empty means the
+    bundled default model (:func:`default_model_path`)."""
     return _get("run/model", "", str)
+
+
+def default_model_path():
+    """``resources/models/default`` of the plugin's resources (None without resources)."""
+    from .schemes import resources_dir
+    res = resources_dir()
+    return res / "models" / "default" if res is not None else None
+
+
+def missing_default_model_message() -> str:
+    where = default_model_path()
+    return ("The bundled default model is missing ({0}). Choose a model folder (with "
+            "bundle.json) or a classifier .safetensors file under Model, or reinstall the "
+            "plugin with its resources.").format(where or "no resources folder found")
 
 
 def set_model_path(path: str) -> None:

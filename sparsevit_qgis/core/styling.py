@@ -10,17 +10,26 @@ from typing import Iterable
 from urllib.parse import quote
 
 from qgis.core import (
+    QgsCategorizedSymbolRenderer,
+    QgsColorRampShader,
+    QgsGradientColorRamp,
     QgsLayerTreeGroup,
     QgsMapLayer,
     QgsPalettedRasterRenderer,
     QgsProject,
     QgsRasterLayer,
     QgsRasterRange,
+    QgsRasterShader,
+    QgsRendererCategory,
+    QgsSingleBandPseudoColorRenderer,
+    QgsStyle,
+    QgsSymbol,
+    QgsVectorLayer,
 )
 from qgis.PyQt.QtGui import QColor
 
 from . import settings
-from .schemes import Scheme, find_scheme
+from .schemes import Scheme, SchemeClass, find_scheme
 
 
 def paletted_renderer(layer: QgsRasterLayer, scheme: Scheme, band: int = 1) -> QgsPalettedRasterRenderer:
@@ -74,9 +83,10 @@ def style_result_layer(layer: QgsRasterLayer, scheme: Scheme | str | Path | None
     return ""
 
 
-def run_group_name(command: str, when: _dt.datetime | None = None) -> str:
+def run_group_name(label: str, when: _dt.datetime | None = None) -> str:
+    """"SparseViT <label> <time>"; the label is the input stem for a prediction."""
     when = when or _dt.datetime.now()
-    return f"SparseViT {command} {when:%Y-%m-%d %H:%M:%S}"
+    return f"SparseViT {label} {when:%Y-%m-%d %H:%M:%S}"
 
 
 def add_layers_to_group(layers: Iterable[QgsMapLayer], group_name: str,
@@ -115,3 +125,69 @@ def add_basemap(project: QgsProject | None = None, url_or_uri: str | None = None
     root = project.layerTreeRoot()
     root.insertLayer(len(root.children()), layer)
     return layer
+
+
+def confidence_renderer(layer: QgsRasterLayer, band: int = 1,
+                        minimum: float = 0.0, maximum: float = 1.0) -> QgsSingleBandPseudoColorRenderer:
+    """Singleband pseudocolour over a fixed 0..1: a stretch to the raster's own min/max would
+    make an uncertain map look as confident as a certain one."""
+    ramp = QgsStyle.defaultStyle().colorRamp("Viridis") if QgsStyle.defaultStyle() else None
+    if ramp is None:  # a profile without the default style database
+        ramp = QgsGradientColorRamp(QColor("#440154"), QColor("#fde725"))
+    shader_fn = QgsColorRampShader(minimum, maximum, ramp)
+    shader_fn.setColorRampType(QgsColorRampShader.Interpolated)
+    shader_fn.classifyColorRamp(5, band, layer.extent(), layer.dataProvider())
+    shader = QgsRasterShader()
+    shader.setRasterShaderFunction(shader_fn)
+    renderer = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), band, shader)
+    renderer.setClassificationMin(minimum)
+    renderer.setClassificationMax(maximum)
+    layer.setRenderer(renderer)
+    layer.triggerRepaint()
+    return renderer
+
+
+def palette_classes(layer: QgsRasterLayer) -> list[SchemeClass]:
+    """The classes (value, colour, name) of a paletted raster layer; empty when not paletted."""
+    renderer = layer.renderer() if layer is not None else None
+    if not isinstance(renderer, QgsPalettedRasterRenderer):
+        return []
+    return [SchemeClass(int(c.value), c.label or f"class {int(c.value)}", c.color.name())
+            for c in renderer.classes()]
+
+
+def categorized_polygons(layer: QgsVectorLayer,
+                         scheme: Scheme | str | Path | Iterable[SchemeClass],
+                         field: str = "class_value") -> QgsCategorizedSymbolRenderer:
+    """Class polygons in the scheme's colours and names (the engine's ``class_value`` field).
+    ``scheme`` may also be the classes of the raster the polygons came from."""
+    if isinstance(scheme, (str, Path)):
+        scheme = find_scheme(scheme)
+    classes = scheme.classes if isinstance(scheme, Scheme) else list(scheme)
+    categories = []
+    for c in classes:
+        symbol = QgsSymbol.defaultSymbol(layer.geometryType())
+        symbol.setColor(QColor(c.color))
+        # Outlines in the fill colour: thousands of small patches otherwise turn grey.
+        sl = symbol.symbolLayer(0)
+        if sl is not None and hasattr(sl, "setStrokeColor"):
+            sl.setStrokeColor(QColor(c.color))
+        categories.append(QgsRendererCategory(c.value, symbol, c.name))
+    renderer = QgsCategorizedSymbolRenderer(field, categories)
+    layer.setRenderer(renderer)
+    layer.triggerRepaint()
+    return renderer
+
+
+def set_group_opacity(group: QgsLayerTreeGroup, opacity: float) -> None:
+    """Opacity of every layer of a result group (raster renderers and vector layers)."""
+    opacity = min(1.0, max(0.0, float(opacity)))
+    for node in group.findLayers():
+        layer = node.layer()
+        if layer is None:
+            continue
+        if isinstance(layer, QgsRasterLayer) and layer.renderer() is not None:
+            layer.renderer().setOpacity(opacity)
+        elif isinstance(layer, QgsVectorLayer):
+            layer.setOpacity(opacity)
+        layer.triggerRepaint()

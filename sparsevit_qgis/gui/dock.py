@@ -1,26 +1,35 @@
-"""The SparseViT panel: inputs, area, model, output, run/cancel with progress and engine log.
+"""The SparseViT panel: inputs, model, area, options, run/cancel with progress, device and engine
+log; then the results of the last run (view toggles, opacity, basemap) and their export.
 
 Built in code (no .ui file to compile). Engine work runs in an :class:`EngineTask`; this widget
 only reads the form on the main thread, turns it into engine arguments and shows events.
 """
 from __future__ import annotations
 
+import datetime as _dt
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from qgis.core import (
     QgsApplication,
+    QgsCoordinateReferenceSystem,
     QgsMapLayerProxyModel,
     QgsProject,
     QgsRasterLayer,
-    QgsVectorFileWriter,
+    QgsVectorLayer,
 )
-from qgis.gui import QgsDockWidget, QgsFileWidget, QgsMapLayerComboBox
-from qgis.PyQt.QtCore import QCoreApplication
+from qgis.gui import (
+    QgsCollapsibleGroupBox,
+    QgsDockWidget,
+    QgsFileWidget,
+    QgsMapLayerComboBox,
+    QgsProjectionSelectionWidget,
+)
+from qgis.PyQt.QtCore import QCoreApplication, Qt, QTimer
 from qgis.PyQt.QtWidgets import (
     QButtonGroup,
+    QCheckBox,
+    QComboBox,
     QFileDialog,
     QFormLayout,
     QGroupBox,
@@ -30,6 +39,9 @@ from qgis.PyQt.QtWidgets import (
     QProgressBar,
     QPushButton,
     QRadioButton,
+    QScrollArea,
+    QSlider,
+    QSpinBox,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -39,11 +51,30 @@ from ..core import settings
 from ..core.engine_locator import clear_cache, locate_engine
 from ..core.engine_runner import EngineOutcome
 from ..core.engine_task import EngineTask
-from ..core.styling import add_layers_to_group, run_group_name, style_result_layer
+from ..core.predict_job import JobError, area_args, discard_run_folder, input_stem, resolve_model, run_folder
+from ..core.results import (
+    VIEW_BASEMAP,
+    VIEW_LANDCOVER,
+    VIEW_PSEUDOMASK,
+    RunLayers,
+    add_predict_results,
+    add_export_result,
+    collapse_hidden,
+    ensure_basemap,
+    set_view,
+)
+from ..core.styling import set_group_opacity
 
 AREA_WHOLE, AREA_CANVAS, AREA_POLYGON = "whole", "canvas", "polygon"
 RASTER_FILTER = "Rasters (*.tif *.tiff *.vrt *.jp2 *.img);;All files (*)"
-RESULT_PATH_KEYS = ("output", "outputs", "raster", "rasters", "prediction", "predictions")
+MODEL_FILTER = "SparseViT model (bundle.json *.safetensors);;All files (*)"
+# (engine --format, label, extension)
+EXPORT_FORMATS = (
+    ("cog", "Land cover as GeoTIFF (COG)", ".tif"),
+    ("gpkg", "Land-cover polygons (GeoPackage)", ".gpkg"),
+    ("csv", "Class areas table (CSV)", ".csv"),
+    ("json", "Class areas (JSON)", ".json"),
+)
 
 
 def tr(text: str) -> str:
@@ -95,12 +126,85 @@ class RasterInput(QWidget):
         self.file_widget.setFilePath(path)
 
 
+class ModelInput(QWidget):
+    """The bundled default model, or a chosen model folder (bundle.json) or classifier file."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.default_radio = QRadioButton(tr("Bundled default model"), self)
+        self.custom_radio = QRadioButton(tr("Model folder or file"), self)
+        self.group = QButtonGroup(self)
+        self.group.addButton(self.default_radio)
+        self.group.addButton(self.custom_radio)
+        self.file_widget = QgsFileWidget(self)
+        self.file_widget.setStorageMode(QgsFileWidget.GetFile)
+        self.file_widget.setFilter(MODEL_FILTER)
+        self.file_widget.lineEdit().setPlaceholderText(tr("model folder (bundle.json) or .safetensors"))
+        self.folder_button = QToolButton(self)
+        self.folder_button.setText(tr("Folder…"))
+        self.folder_button.setToolTip(tr("Choose a model folder (the one holding bundle.json)"))
+        self.folder_button.clicked.connect(self._choose_folder)
+        self.default_label = QLabel(self)
+        self.default_label.setWordWrap(True)
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.file_widget, 1)
+        row.addWidget(self.folder_button)
+        col = QVBoxLayout(self)
+        col.setContentsMargins(0, 0, 0, 0)
+        col.addWidget(self.default_radio)
+        col.addWidget(self.default_label)
+        col.addWidget(self.custom_radio)
+        col.addLayout(row)
+        saved = settings.model_path()
+        self.file_widget.setFilePath(saved)
+        (self.custom_radio if saved else self.default_radio).setChecked(True)
+        self.custom_radio.toggled.connect(self._sync)
+        self._sync()
+
+    def _sync(self) -> None:
+        custom = self.custom_radio.isChecked()
+        self.file_widget.setEnabled(custom)
+        self.folder_button.setEnabled(custom)
+        default = settings.default_model_path()
+        present = default is not None and (default / "bundle.json").is_file()
+        self.default_label.setText(tr("  {0}").format(default) if present
+                                   else tr("  missing: {0}").format(default or tr("no resources folder")))
+        self.default_label.setToolTip(settings.missing_default_model_message() if not present else "")
+
+    def _choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, tr("Model folder (with bundle.json)"),
+                                                  self.file_widget.filePath() or "")
+        if folder:
+            self.set_custom(folder)
+
+    def set_custom(self, path: str) -> None:
+        self.file_widget.setFilePath(path)
+        self.custom_radio.setChecked(True)
+
+    def chosen(self) -> str:
+        """The user's path; empty for the default model."""
+        return self.file_widget.filePath().strip() if self.custom_radio.isChecked() else ""
+
+    def model(self) -> str:
+        if self.custom_radio.isChecked() and not self.chosen():
+            raise JobError(tr("Choose a model folder or file, or use the bundled default model."))
+        path = self.chosen()
+        if path.endswith("bundle.json"):  # the file picker selects the file, the engine wants its folder
+            path = str(Path(path).parent)
+        return resolve_model(path)
+
+
 class SparseVitDock(QgsDockWidget):
     def __init__(self, iface, parent=None):
         super().__init__(tr("SparseViT"), parent)
         self.setObjectName("SparseVitDock")
         self.iface = iface
         self._task: EngineTask | None = None
+        self._run_dir: Path | None = None
+        self._run_label = ""
+        self._run_started: _dt.datetime | None = None
+        self.last_run: RunLayers | None = None
         self._build()
         self._set_running(False)
         self.refresh_engine_label()
@@ -120,7 +224,7 @@ class SparseVitDock(QgsDockWidget):
         engine_row.addWidget(self.engine_button)
         outer.addLayout(engine_row)
 
-        inputs = QGroupBox(tr("Input"), body)
+        inputs = QgsCollapsibleGroupBox(tr("Input"), body)
         form = QFormLayout(inputs)
         form.setRowWrapPolicy(QFormLayout.WrapAllRows)  # a narrow dock keeps full-width pickers
         self.s2_input = RasterInput(optional=False, parent=inputs)
@@ -129,51 +233,62 @@ class SparseVitDock(QgsDockWidget):
         form.addRow(tr("Sentinel-1 (optional)"), self.s1_input)
         outer.addWidget(inputs)
 
-        model_box = QGroupBox(tr("Model"), body)
+        model_box = QgsCollapsibleGroupBox(tr("Model"), body)
         model_col = QVBoxLayout(model_box)
-        self.model_default = QRadioButton(tr("Bundled default model"), model_box)
-        self.model_file_radio = QRadioButton(tr("Model file"), model_box)
-        self.model_file = QgsFileWidget(model_box)
-        self.model_file.setFilter("SparseViT model (*.safetensors);;All files (*)")
-        self.model_file.setFilePath(settings.model_path())
-        self.model_group = QButtonGroup(model_box)
-        for b in (self.model_default, self.model_file_radio):
-            self.model_group.addButton(b)
-            model_col.addWidget(b)
-        model_col.addWidget(self.model_file)
-        (self.model_file_radio if settings.model_path() else self.model_default).setChecked(True)
-        self.model_file_radio.toggled.connect(self.model_file.setEnabled)
-        self.model_file.setEnabled(self.model_file_radio.isChecked())
+        self.model_input = ModelInput(model_box)
+        model_col.addWidget(self.model_input)
         outer.addWidget(model_box)
 
-        area_box = QGroupBox(tr("Area"), body)
+        area_box = QgsCollapsibleGroupBox(tr("Area"), body)
         area_col = QVBoxLayout(area_box)
         self.area_whole = QRadioButton(tr("Whole raster"), area_box)
         self.area_canvas = QRadioButton(tr("Current map canvas extent"), area_box)
-        self.area_polygon = QRadioButton(tr("Selected polygon(s) of layer"), area_box)
+        self.area_polygon = QRadioButton(tr("Bounding box of the selected polygon(s)"), area_box)
+        bbox_tip = tr("The engine maps rectangles only: it has no polygon clip, so the bounding "
+                      "box of the selected features is mapped, including what lies outside them.")
+        self.area_polygon.setToolTip(bbox_tip)
         self.area_group = QButtonGroup(area_box)
         for b in (self.area_whole, self.area_canvas, self.area_polygon):
             self.area_group.addButton(b)
             area_col.addWidget(b)
         self.polygon_combo = QgsMapLayerComboBox(area_box)
         self.polygon_combo.setFilters(QgsMapLayerProxyModel.PolygonLayer)
+        self.polygon_combo.setToolTip(bbox_tip)
         area_col.addWidget(self.polygon_combo)
         self.area_whole.setChecked(True)
         self.area_polygon.toggled.connect(self.polygon_combo.setEnabled)
         self.polygon_combo.setEnabled(False)
         outer.addWidget(area_box)
 
-        out_form = QFormLayout()
-        self.output_dir = QgsFileWidget(body)
+        opt_box = QgsCollapsibleGroupBox(tr("Options and output"), body)
+        opt_form = QFormLayout(opt_box)
+        opt_form.setRowWrapPolicy(QFormLayout.WrapLongRows)
+        self.tile_spin = QSpinBox(opt_box)
+        self.tile_spin.setRange(0, 4096)
+        self.tile_spin.setSingleStep(64)
+        self.tile_spin.setSpecialValueText(tr("model's"))
+        self.tile_spin.setSuffix(tr(" px"))
+        self.tile_spin.setToolTip(tr("Tile size in pixels; larger tiles are faster but need more memory"))
+        opt_form.addRow(tr("Tile size"), self.tile_spin)
+        self.attention_check = QCheckBox(tr("Per-head attention maps"), opt_box)
+        self.polygons_check = QCheckBox(tr("Land-cover polygons (GeoPackage)"), opt_box)
+        self.overview_check = QCheckBox(tr("PNG overview"), opt_box)
+        self.overview_check.setChecked(True)
+        for c in (self.attention_check, self.polygons_check, self.overview_check):
+            opt_form.addRow(c)
+        self.output_dir = QgsFileWidget(opt_box)
         self.output_dir.setStorageMode(QgsFileWidget.GetDirectory)
         self.output_dir.setFilePath(settings.output_dir())
-        out_form.addRow(tr("Output folder"), self.output_dir)
-        outer.addLayout(out_form)
+        self.output_dir.setToolTip(tr("Each run writes into its own new subfolder "
+                                      "<input name>_<date-time> of this folder."))
+        opt_form.addRow(tr("Output folder"), self.output_dir)
+        outer.addWidget(opt_box)
 
         buttons = QHBoxLayout()
         self.inspect_button = QPushButton(tr("Inspect"), body)
         self.inspect_button.setToolTip(tr("Show the band mapping the engine finds in the Sentinel-2 input"))
         self.run_button = QPushButton(tr("Run"), body)
+        self.run_button.setObjectName("sparsevit_run")
         self.cancel_button = QPushButton(tr("Cancel"), body)
         self.cancel_button.setToolTip(tr("Stop the engine now; nothing half-written is kept"))
         self.inspect_button.clicked.connect(self.inspect)
@@ -188,16 +303,105 @@ class SparseVitDock(QgsDockWidget):
         self.progress.setRange(0, 100)
         self.progress.setValue(0)
         self.device_label = QLabel(tr("Device: unknown until the engine runs"), body)
-        outer.addWidget(self.stage_label)
+        status_row = QHBoxLayout()
+        status_row.addWidget(self.stage_label, 1)
+        status_row.addWidget(self.device_label)
+        outer.addLayout(status_row)
         outer.addWidget(self.progress)
-        outer.addWidget(self.device_label)
+
+        outer.addWidget(self._build_results(body))
+        self.export_box = self._build_export(body)
+        outer.addWidget(self.export_box)
 
         self.log = QPlainTextEdit(body)
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(5000)  # a long training run must not grow without bound
+        self.log.setMinimumHeight(90)
         self.log.setPlaceholderText(tr("Engine messages appear here."))
         outer.addWidget(self.log, 1)
-        self.setWidget(body)
+
+        self.scroll = scroll = QScrollArea(self)  # the panel stays usable on a small screen
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.NoFrame)
+        scroll.setWidget(body)
+        self.setWidget(scroll)
+
+    def _build_results(self, parent) -> QgsCollapsibleGroupBox:
+        box = QgsCollapsibleGroupBox(tr("Results of the last run"), parent)
+        col = QVBoxLayout(box)
+        row = QHBoxLayout()
+        self.view_group = QButtonGroup(box)
+        self.view_group.setExclusive(True)
+        self.view_buttons = {}
+        for view, label, tip in (
+                (VIEW_LANDCOVER, tr("Land cover"), tr("Show the refined land-cover map")),
+                (VIEW_PSEUDOMASK, tr("Pseudomask"), tr("Show the attention pseudomask")),
+                (VIEW_BASEMAP, tr("Basemap"), tr("Hide the results, show the basemap"))):
+            b = QToolButton(box)
+            b.setText(label)
+            b.setToolTip(tip)
+            b.setCheckable(True)
+            b.setToolButtonStyle(Qt.ToolButtonTextOnly)
+            b.clicked.connect(lambda _c=False, v=view: self.set_view(v))
+            self.view_group.addButton(b)
+            self.view_buttons[view] = b
+            row.addWidget(b)
+        self.view_buttons[VIEW_LANDCOVER].setChecked(True)
+        row.addStretch(1)
+        self.basemap_button = QPushButton(tr("Add basemap"), box)
+        self.basemap_button.setToolTip(tr("Add the basemap (OpenStreetMap unless set otherwise in "
+                                          "the settings, key sparsevit/basemap/uri) at the bottom "
+                                          "of the layer list"))
+        self.basemap_button.clicked.connect(self.add_basemap)
+        row.addWidget(self.basemap_button)
+        col.addLayout(row)
+        op_row = QHBoxLayout()
+        op_row.addWidget(QLabel(tr("Opacity"), box))
+        self.opacity_slider = QSlider(Qt.Horizontal, box)
+        self.opacity_slider.setRange(0, 100)
+        self.opacity_slider.setValue(int(round(100 * settings.result_opacity())))
+        self.opacity_slider.valueChanged.connect(self.set_opacity)
+        self.opacity_value = QLabel(f"{self.opacity_slider.value()} %", box)
+        op_row.addWidget(self.opacity_slider, 1)
+        op_row.addWidget(self.opacity_value)
+        col.addLayout(op_row)
+        return box
+
+    def _build_export(self, parent) -> QgsCollapsibleGroupBox:
+        box = QgsCollapsibleGroupBox(tr("Export"), parent)
+        form = QFormLayout(box)
+        form.setRowWrapPolicy(QFormLayout.WrapLongRows)
+        self.export_layer = QgsMapLayerComboBox(box)
+        self.export_layer.setFilters(QgsMapLayerProxyModel.RasterLayer)
+        self.export_layer.setToolTip(tr("A classified land-cover raster (a SparseViT result)"))
+        form.addRow(tr("Land cover"), self.export_layer)
+        self.export_format = QComboBox(box)
+        for fmt, label, _ext in EXPORT_FORMATS:
+            self.export_format.addItem(tr(label), fmt)
+        self.export_format.currentIndexChanged.connect(self._export_format_changed)
+        form.addRow(tr("As"), self.export_format)
+        self.export_crs = QgsProjectionSelectionWidget(box)
+        self.export_crs.setOptionVisible(QgsProjectionSelectionWidget.CrsNotSet, True)
+        self.export_crs.setNotSetText(tr("same as the raster"))
+        self.export_crs.setCrs(QgsCoordinateReferenceSystem())
+        form.addRow(tr("CRS"), self.export_crs)
+        self.export_file = QgsFileWidget(box)
+        self.export_file.setStorageMode(QgsFileWidget.SaveFile)
+        form.addRow(tr("File"), self.export_file)
+        self.export_button = QPushButton(tr("Export"), box)
+        self.export_button.clicked.connect(self.run_export)
+        form.addRow(self.export_button)
+        self._export_format_changed()
+        box.setCollapsed(True)  # needed after a run, not before: keeps the panel short
+        return box
+
+    def _export_format_changed(self, *_):
+        fmt, label, ext = EXPORT_FORMATS[max(0, self.export_format.currentIndex())]
+        self.export_file.setFilter(f"{label} (*{ext})")
+        self.export_crs.setEnabled(fmt in ("cog", "gpkg"))  # areas are ground areas in any CRS
+        current = self.export_file.filePath().strip()
+        if current:
+            self.export_file.setFilePath(str(Path(current).with_suffix(ext)))
 
     # --- form -> engine arguments -------------------------------------------------------
     def area_mode(self) -> str:
@@ -207,54 +411,47 @@ class SparseVitDock(QgsDockWidget):
             return AREA_POLYGON
         return AREA_WHOLE
 
-    def model_path(self) -> str:
-        return self.model_file.filePath().strip() if self.model_file_radio.isChecked() else ""
-
-    def area_args(self, out_dir: str) -> list[str]:
+    def area_args(self) -> list[str]:
         mode = self.area_mode()
         if mode == AREA_CANVAS:
             canvas = self.iface.mapCanvas()
-            ext = canvas.extent()
-            crs = canvas.mapSettings().destinationCrs().authid()
-            return ["--extent", f"{ext.xMinimum()},{ext.yMinimum()},{ext.xMaximum()},{ext.yMaximum()}",
-                    "--extent-crs", crs]
+            return area_args(canvas.extent(), canvas.mapSettings().destinationCrs())
         if mode == AREA_POLYGON:
-            return ["--aoi", self._write_selected_polygons(out_dir)]
+            layer = self.polygon_combo.currentLayer()
+            if layer is None or layer.selectedFeatureCount() == 0:
+                raise JobError(tr("Select at least one polygon in the chosen layer, or pick another area."))
+            return area_args(layer.boundingBoxOfSelected(), layer.crs())
         return []
 
-    def _write_selected_polygons(self, out_dir: str) -> str:
-        layer = self.polygon_combo.currentLayer()
-        if layer is None or layer.selectedFeatureCount() == 0:
-            raise ValueError(tr("Select at least one polygon in the chosen layer, or pick another area."))
-        folder = out_dir or tempfile.gettempdir()
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        path = os.path.join(folder, "sparsevit_area.geojson")
-        options = QgsVectorFileWriter.SaveVectorOptions()
-        options.driverName = "GeoJSON"
-        options.onlySelectedFeatures = True
-        res = QgsVectorFileWriter.writeAsVectorFormatV3(
-            layer, path, QgsProject.instance().transformContext(), options)
-        if res[0] != QgsVectorFileWriter.NoError:
-            raise ValueError(tr("Cannot write the selected polygons to {0}: {1}").format(path, res[1]))
-        return path
-
-    def build_predict_args(self) -> list[str]:
+    def plan_predict(self, when: _dt.datetime | None = None) -> tuple[list[str], Path]:
+        """The engine arguments and the fresh run folder they write to (not created yet)."""
         s2 = self.s2_input.path()
         if not s2:
-            raise ValueError(tr("Choose a Sentinel-2 raster (layer, file or folder)."))
+            raise JobError(tr("Choose a Sentinel-2 raster (layer, file or folder)."))
         out_dir = self.output_dir.filePath().strip()
         if not out_dir:
-            raise ValueError(tr("Choose an output folder."))
-        args = [s2, "--out", out_dir]
+            raise JobError(tr("Choose an output folder."))
+        if not Path(out_dir).is_dir():
+            raise JobError(tr("The output folder {0} does not exist.").format(out_dir))
+        run_dir = run_folder(out_dir, input_stem(s2), when)
+        args = [s2]
         s1 = self.s1_input.path()
         if s1:
             args += ["--s1", s1]
-        model = self.model_path()
-        if self.model_file_radio.isChecked() and not model:
-            raise ValueError(tr("Choose a model file, or use the bundled default model."))
-        if model:
-            args += ["--model", model]
-        return args + self.area_args(out_dir)
+        args += ["--model", self.model_input.model(), "--out", str(run_dir)]
+        args += self.area_args()
+        if self.tile_spin.value() > 0:
+            args += ["--tile", str(self.tile_spin.value())]
+        if self.attention_check.isChecked():
+            args.append("--attention")
+        if self.polygons_check.isChecked():
+            args.append("--polygons")
+        if not self.overview_check.isChecked():
+            args.append("--no-overview")
+        return args, run_dir
+
+    def build_predict_args(self) -> list[str]:
+        return self.plan_predict()[0]
 
     # --- actions -----------------------------------------------------------------------
     def choose_engine(self) -> None:
@@ -285,15 +482,48 @@ class SparseVitDock(QgsDockWidget):
             args += ["--s1", s1]
         self.start("info", args, tr("SparseViT: inspect input"), self._inspect_done)
 
-    def run_predict(self) -> None:
+    def run_predict(self) -> EngineTask | None:
+        if self._task is not None:
+            self.show_error(tr("A SparseViT run is already going; cancel it first."))
+            return None
         try:
-            args = self.build_predict_args()
-        except ValueError as exc:
+            when = _dt.datetime.now()
+            args, run_dir = self.plan_predict(when)
+            run_dir.mkdir(parents=False)
+        except (JobError, OSError) as exc:
             self.show_error(str(exc))
-            return
+            return None
         settings.set_output_dir(self.output_dir.filePath().strip())
-        settings.set_model_path(self.model_file.filePath().strip() if self.model_file_radio.isChecked() else "")
-        self.start("predict", args, tr("SparseViT: map land cover"), self._predict_done)
+        settings.set_model_path(self.model_input.chosen())
+        self._run_dir, self._run_started = run_dir, when
+        self._run_label = input_stem(self.s2_input.path())
+        self.log.appendPlainText(tr("Run folder: {0}").format(run_dir))
+        task = self.start("predict", args, tr("SparseViT: map land cover"), self._predict_done)
+        if task is None:
+            discard_run_folder(run_dir)
+            self._run_dir = None
+        return task
+
+    def run_export(self) -> EngineTask | None:
+        layer = self.export_layer.currentLayer()
+        if layer is None:
+            self.show_error(tr("Choose the land-cover raster to export."))
+            return None
+        fmt, _label, ext = EXPORT_FORMATS[max(0, self.export_format.currentIndex())]
+        dst = self.export_file.filePath().strip()
+        if not dst:
+            self.show_error(tr("Choose the file to export to."))
+            return None
+        if Path(dst).suffix.lower() != ext:
+            dst = str(Path(dst).with_suffix(ext))
+        src = layer.source().split("|")[0]
+        args = [src, "--out", dst, "--format", fmt]
+        crs = self.export_crs.crs()
+        if fmt in ("cog", "gpkg") and crs.isValid():
+            args += ["--crs", crs.authid() or crs.toWkt()]
+        source_id = layer.id()
+        return self.start("export", args, tr("SparseViT: export land cover"),
+                          lambda outcome: self._export_done(outcome, fmt, source_id))
 
     def start(self, command: str, args: list[str], description: str, on_done) -> EngineTask | None:
         if self._task is not None:
@@ -303,9 +533,10 @@ class SparseVitDock(QgsDockWidget):
         task = EngineTask(description, command, args,
                           on_finished=lambda outcome: self._finished(outcome, command, on_done))
         task.engine_event.connect(self.on_event)
-        task.progressChanged.connect(lambda p: self.progress.setValue(int(p)))
         self._task = task  # keeps the Python object alive until finished() ran
         self._set_running(True)
+        self.progress.setRange(0, 100)
+        self.progress.setValue(0)
         self.stage_label.setText(tr("Starting the engine…"))
         QgsApplication.taskManager().addTask(task)
         return task
@@ -315,16 +546,61 @@ class SparseVitDock(QgsDockWidget):
             self.stage_label.setText(tr("Cancelling…"))
             self._task.cancel()
 
+    @property
+    def running(self) -> bool:
+        return self._task is not None
+
+    # --- results -----------------------------------------------------------------------
+    def _live_run(self) -> RunLayers | None:
+        run = self.last_run
+        if run is None or run.group is None:
+            return None
+        try:
+            run.group.name()
+        except RuntimeError:  # the user deleted the group
+            self.last_run = None
+            return None
+        return run
+
+    def set_view(self, view: str) -> None:
+        run = self._live_run()
+        if run is None:
+            if view == VIEW_BASEMAP:
+                ensure_basemap()
+            return
+        set_view(run, view)
+        self.view_buttons[view].setChecked(True)
+
+    def set_opacity(self, value: int) -> None:
+        self.opacity_value.setText(f"{value} %")
+        settings.set_result_opacity(value / 100.0)
+        run = self._live_run()
+        if run is not None:
+            set_group_opacity(run.group, value / 100.0)
+
+    def add_basemap(self) -> None:
+        layer = ensure_basemap()
+        self.log.appendPlainText(tr("Basemap: {0}").format(layer.name()))
+
     # --- engine events (main thread) ---------------------------------------------------
     def on_event(self, event: dict) -> None:
         kind = event.get("event")
         if kind == "stage_start":
+            total = event.get("total")
             self.stage_label.setText(tr("Stage: {0}").format(event.get("stage", "")))
-            self.progress.setValue(0)
+            if total:
+                self.progress.setRange(0, 100)
+                self.progress.setValue(0)
+            else:
+                self.progress.setRange(0, 0)  # unknown total: busy indicator
         elif kind == "progress":
             fraction = event.get("fraction")
+            stage = event.get("stage", "")
+            done, total = event.get("done"), event.get("total")
+            if total:
+                self.stage_label.setText(tr("Stage: {0} ({1}/{2})").format(stage, done, total))
             if fraction is None:
-                self.progress.setRange(0, 0)  # unknown total: busy indicator
+                self.progress.setRange(0, 0)
             else:
                 self.progress.setRange(0, 100)
                 self.progress.setValue(int(round(100 * float(fraction))))
@@ -343,7 +619,10 @@ class SparseVitDock(QgsDockWidget):
         if device:
             name = event.get("device_name")
             text = str(device).upper() if str(device).lower() in ("cpu", "cuda", "mps") else str(device)
-            self.device_label.setText(tr("Device: {0}").format(f"{text} ({name})" if name else text))
+            kind = "GPU" if any(k in text.upper() for k in ("CUDA", "GPU", "MPS")) else "CPU"
+            full = f"{text} ({name})" if name else text
+            self.device_label.setText(tr("Device: {0}").format(full))
+            self.device_label.setToolTip(tr("The engine runs on the {0}").format(kind))
 
     def _finished(self, outcome: EngineOutcome, command: str, on_done) -> None:
         self._task = None
@@ -355,7 +634,8 @@ class SparseVitDock(QgsDockWidget):
             self.stage_label.setText(tr("Done in {0:.1f} s").format(outcome.elapsed))
             self.progress.setValue(100)
             on_done(outcome)
-        elif outcome.cancelled:
+            return
+        if outcome.cancelled:
             self.stage_label.setText(tr("Cancelled"))
             self.progress.setValue(0)
             self.log.appendPlainText(tr("Cancelled; no output was written."))
@@ -364,29 +644,66 @@ class SparseVitDock(QgsDockWidget):
             self.show_error(outcome.message)
             if outcome.stderr.strip():
                 self.log.appendPlainText(outcome.stderr.strip()[-4000:])
+        if command == "predict" and self._run_dir is not None:
+            if discard_run_folder(self._run_dir):
+                self.log.appendPlainText(tr("Removed the run folder {0}").format(self._run_dir))
+            else:
+                self.log.appendPlainText(tr("Kept the run folder {0}: it is not empty").format(self._run_dir))
+            self._run_dir = None
 
     def _inspect_done(self, outcome: EngineOutcome) -> None:
         self.log.appendPlainText(format_band_report(outcome.result or {}))
 
     def _predict_done(self, outcome: EngineOutcome) -> None:
-        paths = result_rasters(outcome.result or {})
-        layers = []
-        for path in paths:
-            layer = QgsRasterLayer(path, Path(path).stem)
-            if not layer.isValid():
-                self.log.appendPlainText(tr("Cannot open the result {0}").format(path))
-                continue
-            style_result_layer(layer, (outcome.result or {}).get("scheme"), settings.result_opacity())
-            layers.append(layer)
-        if layers:
-            add_layers_to_group(layers, run_group_name("predict"))
-        self.log.appendPlainText(tr("{0} result layer(s) added.").format(len(layers)))
+        result = outcome.result or {}
+        run = add_predict_results(result, self._run_label or "run", when=self._run_started,
+                                  log=self.log.appendPlainText)
+        self._run_dir = None
+        if run.group is None:
+            self.show_error(tr("The engine finished but no result could be opened; see the log."))
+            return
+        self.last_run = run
+        self.view_buttons[VIEW_LANDCOVER].setChecked(True)
+        self.export_box.setCollapsed(False)
+        # The layer tree view re-expands a paletted layer's legend once its style is applied;
+        # fold the hidden layers again after that.
+        QTimer.singleShot(0, lambda: collapse_hidden(run))
+        landcover = run.get("landcover")
+        if landcover is not None:
+            self.export_layer.setLayer(landcover)
+            stem = Path(landcover.source()).with_suffix("")
+            self.export_file.setFilePath(str(stem) + EXPORT_FORMATS[self.export_format.currentIndex()][2])
+            if self.iface is not None and self.iface.mapCanvas() is not None and self.area_mode() == AREA_WHOLE:
+                self._zoom_to(landcover)
+        areas = [r for r in result.get("class_areas") or [] if r.get("hectares")]
+        for row in sorted(areas, key=lambda r: -r["hectares"]):
+            self.log.appendPlainText(f"  {row['name']:<22} {row['hectares']:>10.1f} ha  {row['percent']:5.1f} %")
+        self.log.appendPlainText(tr("{0} layer(s) added to group '{1}'; outputs in {2}").format(
+            len(run.layers), run.group.name(), Path(str((result.get("outputs") or {}).get("landcover", ""))).parent))
+
+    def _zoom_to(self, layer) -> None:
+        from qgis.core import QgsCoordinateTransform
+        canvas = self.iface.mapCanvas()
+        try:
+            xform = QgsCoordinateTransform(layer.crs(), canvas.mapSettings().destinationCrs(),
+                                           QgsProject.instance())
+            canvas.setExtent(xform.transformBoundingBox(layer.extent()))
+            canvas.refresh()
+        except Exception:  # noqa: BLE001 - zooming is a convenience; never fail a finished run on it
+            pass
+
+    def _export_done(self, outcome: EngineOutcome, fmt: str, source_id: str) -> None:
+        result = outcome.result or {}
+        source = QgsProject.instance().mapLayer(source_id)
+        layer = add_export_result(result, fmt, source, log=self.log.appendPlainText)
+        if layer is not None:
+            self.log.appendPlainText(tr("Added {0}").format(layer.name()))
+        self.log.appendPlainText(tr("Exported to {0}").format(result.get("path", "?")))
 
     # --- helpers -----------------------------------------------------------------------
     def _set_running(self, running: bool) -> None:
-        self.run_button.setEnabled(not running)
-        self.inspect_button.setEnabled(not running)
-        self.engine_button.setEnabled(not running)
+        for b in (self.run_button, self.inspect_button, self.engine_button, self.export_button):
+            b.setEnabled(not running)
         self.cancel_button.setEnabled(running)
 
     def show_error(self, message: str) -> None:
@@ -401,20 +718,6 @@ class SparseVitDock(QgsDockWidget):
         if self._task is not None:
             self._task.cancel()
             self._task = None
-
-
-def result_rasters(result: dict) -> list[str]:
-    """Raster files named in a ``result`` event, under the keys the engine uses for outputs."""
-    paths: list[str] = []
-    for key in RESULT_PATH_KEYS:
-        value = result.get(key)
-        values = value if isinstance(value, (list, tuple)) else [value]
-        for v in values:
-            if isinstance(v, dict):
-                v = v.get("path")
-            if isinstance(v, str) and v.lower().endswith((".tif", ".tiff", ".vrt")) and v not in paths:
-                paths.append(v)
-    return paths
 
 
 def format_band_report(result: dict) -> str:

@@ -154,3 +154,35 @@ def real_engine() -> tuple[Path, Path]:
 
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+# A rectangle in the north-west of the sample scene (EPSG:4326), ~170 x 170 px: enough for
+# every output, a few seconds on two shared cores.
+SAMPLE_AREA = (-0.7800, 38.1100, -0.7650, 38.1250)
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(real_engine, tmp_path_factory) -> Path:
+    """A complete, untrained model bundle (until resources/models/default exists, and so that
+    tests never depend on the real model's accuracy)."""
+    tests_dir = str(REPO / "tests")
+    if tests_dir not in sys.path:
+        sys.path.insert(0, tests_dir)
+    from fixtures.bundle import write_tiny_bundle
+    root = tmp_path_factory.mktemp("tiny_bundle")
+    write_tiny_bundle(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def small_prediction(real_engine, tiny_bundle, tmp_path_factory) -> dict:
+    """The ``result`` event of one engine prediction on SAMPLE_AREA, for the tests that need a
+    classified raster (export, evaluate) but not a prediction of their own."""
+    from sparsevit_qgis.core.engine_runner import run_engine
+    python, sample = real_engine
+    out = tmp_path_factory.mktemp("small_prediction")
+    outcome = run_engine(str(python), "predict", [
+        str(sample), "--model", str(tiny_bundle), "--out", str(out), "--tile", "256",
+        "--no-overview", "--area=" + ",".join(map(str, SAMPLE_AREA)), "--area-crs", "EPSG:4326"])
+    assert outcome.ok, outcome.message + outcome.stderr[-2000:]
+    return outcome.result

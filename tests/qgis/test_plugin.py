@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from qgis.core import QgsApplication
+from qgis.core import QgsApplication, QgsCoordinateReferenceSystem, QgsRectangle
 from qgis.PyQt.QtWidgets import QMenu
 
 import sparsevit_qgis
@@ -61,7 +61,8 @@ def test_init_gui_then_unload_leaves_nothing(qgis_app, qgis_iface):
     assert len(iface.toolbar) == 1 and len(iface.menu) == 2
     assert len(iface.help_menu.actions()) == 1
     assert registry.providerById("sparsevit") is not None
-    assert registry.algorithmById("sparsevit:info") is not None
+    for alg in ("info", "predict", "export", "evaluate", "train"):
+        assert registry.algorithmById(f"sparsevit:{alg}") is not None
     plugin.toggle_action.setChecked(True)  # opens the panel
     assert len(iface.docks) == 1 and plugin.dock is not None
     plugin.unload()
@@ -72,30 +73,54 @@ def test_init_gui_then_unload_leaves_nothing(qgis_app, qgis_iface):
 
 
 def test_dock_form_to_engine_arguments(qgis_app, qgis_iface, tmp_path):
+    import datetime as dt
+    from sparsevit_qgis.core.predict_job import JobError
     from sparsevit_qgis.gui.dock import SparseVitDock
     dock = SparseVitDock(qgis_iface)
     try:
-        with pytest.raises(ValueError, match="Sentinel-2"):
-            dock.build_predict_args()
+        with pytest.raises(JobError, match="Sentinel-2"):
+            dock.plan_predict()
+        model = tmp_path / "model"
+        model.mkdir()
+        (model / "bundle.json").write_text("{}")
         dock.s2_input.set_path(str(tmp_path / "s2.tif"))
+        (tmp_path / "out").mkdir()
         dock.output_dir.setFilePath(str(tmp_path / "out"))
-        assert dock.build_predict_args() == [str(tmp_path / "s2.tif"), "--out", str(tmp_path / "out")]
+        dock.model_input.set_custom(str(model / "bundle.json"))
+        when = dt.datetime(2024, 5, 6, 7, 8, 9)
+        args, run_dir = dock.plan_predict(when)
+        assert run_dir == tmp_path / "out" / "s2_20240506-070809" and not run_dir.exists()
+        assert args == [str(tmp_path / "s2.tif"), "--model", str(model), "--out", str(run_dir)]
+        run_dir.mkdir()  # a second run in the same second gets its own folder
+        assert dock.plan_predict(when)[1].name == "s2_20240506-070809_2"
         dock.s1_input.set_path(str(tmp_path / "s1.tif"))
         dock.area_canvas.setChecked(True)
+        canvas = qgis_iface.mapCanvas()
+        canvas.setDestinationCrs(QgsCoordinateReferenceSystem("EPSG:3857"))
+        canvas.setExtent(QgsRectangle(-87000.0, 4590000.0, -82000.0, 4596000.0))
+        dock.tile_spin.setValue(256)
+        dock.polygons_check.setChecked(True)
+        dock.overview_check.setChecked(False)
         args = dock.build_predict_args()
-        assert args[3:5] == ["--s1", str(tmp_path / "s1.tif")]
-        assert args[5] == "--extent" and len(args[6].split(",")) == 4 and args[7] == "--extent-crs"
-        dock.model_file_radio.setChecked(True)
-        dock.model_file.setFilePath("")
-        with pytest.raises(ValueError, match="model file"):
+        assert args[1:3] == ["--s1", str(tmp_path / "s1.tif")]
+        area = next(a for a in args if a.startswith("--area="))
+        assert len(area.split("=", 1)[1].split(",")) == 4
+        assert args[args.index("--area-crs") + 1] == "EPSG:3857"
+        assert args[-4:] == ["--tile", "256", "--polygons", "--no-overview"]
+        dock.model_input.set_custom("")
+        with pytest.raises(JobError, match="model folder or file"):
+            dock.build_predict_args()
+        dock.model_input.set_custom(str(tmp_path))
+        with pytest.raises(JobError, match="no bundle.json"):
             dock.build_predict_args()
         assert dock.cancel_button.isEnabled() is False and dock.run_button.isEnabled()
         dock.on_event({"event": "stage_start", "stage": "predict", "total": 10})
         dock.on_event({"event": "progress", "stage": "predict", "done": 5, "total": 10, "fraction": 0.5})
         dock.on_event({"event": "log", "level": "info", "message": "device: cuda"})
-        assert "predict" in dock.stage_label.text() and dock.progress.value() == 50
-        assert "CUDA" in dock.device_label.text()
+        assert "predict (5/10)" in dock.stage_label.text() and dock.progress.value() == 50
+        assert "CUDA" in dock.device_label.text() and "GPU" in dock.device_label.toolTip()
         assert "device: cuda" in dock.log.toPlainText()
+        assert dock.area_polygon.toolTip() and "no polygon clip" in dock.area_polygon.toolTip()
     finally:
         dock.deleteLater()
 

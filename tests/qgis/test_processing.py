@@ -17,8 +17,10 @@ def provider(qgis_processing):
     registry.removeProvider(prov)
 
 
-def test_provider_lists_only_existing_engine_commands(provider):
-    assert [a.id() for a in provider.algorithms()] == ["sparsevit:info"]
+def test_provider_lists_one_algorithm_per_engine_command(provider):
+    assert sorted(a.id() for a in provider.algorithms()) == [
+        "sparsevit:evaluate", "sparsevit:export", "sparsevit:info", "sparsevit:predict",
+        "sparsevit:train"]
 
 
 def test_info_algorithm_returns_the_band_report(provider, real_engine, engine_setting):

@@ -1,7 +1,11 @@
-"""Processing algorithms. Register a new one in ``ALGORITHMS`` once its engine command exists."""
+"""Processing algorithms, one per engine command."""
 from __future__ import annotations
 
 
 def all_algorithms() -> list:
+    from .evaluate import EvaluateAlgorithm
+    from .export import ExportAlgorithm
     from .info import InfoAlgorithm
-    return [InfoAlgorithm()]
+    from .predict import PredictAlgorithm
+    from .train import TrainAlgorithm
+    return [InfoAlgorithm(), PredictAlgorithm(), ExportAlgorithm(), EvaluateAlgorithm(), TrainAlgorithm()]

@@ -1,0 +1,102 @@
+"""What the dock, the Processing algorithm and the screenshot script share about a prediction:
+per-run output folders, the ``--area`` arguments and the model to use.
+
+No widgets here, so every caller (and a test) builds the same engine arguments.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import shutil
+from pathlib import Path
+
+from qgis.core import QgsCoordinateReferenceSystem, QgsRectangle
+
+from . import settings
+
+
+class JobError(ValueError):
+    """A form or parameter value the engine cannot be started with; the message says the fix."""
+
+
+def input_stem(path: str) -> str:
+    """The name the engine gives its outputs: the file stem, or the folder name for band folders."""
+    p = Path(path.split("|")[0])
+    return p.name if p.is_dir() else p.stem
+
+
+def run_folder(out_dir: str | Path, stem: str, when: _dt.datetime | None = None) -> Path:
+    """``<out>/<stem>_<yyyymmdd-hhmmss>``, suffixed ``_2``, ``_3``... when that exists, so two
+    runs (even within one second) never write into the same folder."""
+    when = when or _dt.datetime.now()
+    base = Path(out_dir) / f"{stem}_{when:%Y%m%d-%H%M%S}"
+    candidate, n = base, 2
+    while candidate.exists():
+        candidate = base.with_name(f"{base.name}_{n}")
+        n += 1
+    return candidate
+
+
+def discard_run_folder(folder: str | Path) -> bool:
+    """Remove a run folder after a cancelled or failed run. Only the engine's hidden staging
+    folders (``.<stem>.partial-*``, left behind when the engine had to be killed) are deleted
+    with it; a folder holding anything else is kept. True when the folder is gone."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return True
+    for entry in folder.iterdir():
+        if entry.name.startswith(".") and ".partial" in entry.name:
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                try:
+                    entry.unlink()
+                except OSError:
+                    pass
+    try:
+        folder.rmdir()
+    except OSError:
+        return False
+    return True
+
+
+def crs_arg(crs: QgsCoordinateReferenceSystem) -> str:
+    """A CRS the engine (rasterio's ``CRS.from_user_input``) reads: the authid, else WKT."""
+    if not crs.isValid():
+        raise JobError("The area has no valid CRS; set the project or layer CRS first.")
+    return crs.authid() or crs.toWkt()
+
+
+def area_args(rect: QgsRectangle, crs: QgsCoordinateReferenceSystem | None) -> list[str]:
+    """``--area xmin,ymin,xmax,ymax [--area-crs CRS]`` (QGIS extent strings are ordered
+    xmin,xmax,ymin,ymax; the engine wants the other order). Without a CRS the engine reads the
+    rectangle in the raster's own CRS."""
+    if rect is None or rect.isNull() or rect.isEmpty():
+        raise JobError("The area is empty; choose another extent or the whole raster.")
+    value = ",".join(repr(float(v)) for v in (rect.xMinimum(), rect.yMinimum(),
+                                              rect.xMaximum(), rect.yMaximum()))
+    # One token: argparse would read a leading "-0.78,..." as an option, not as the value.
+    args = [f"--area={value}"]
+    if crs is not None and crs.isValid():
+        args += ["--area-crs", crs_arg(crs)]
+    return args
+
+
+def resolve_model(chosen: str | None) -> str:
+    """The model to pass as ``--model``: the chosen folder/file, else the bundled default.
+
+    Always explicit, so the run log names the model, and a missing default model is reported
+    here with the fix instead of as an engine error about a path the user never typed.
+    """
+    chosen = (chosen or "").strip()
+    if chosen:
+        p = Path(chosen)
+        if not p.exists():
+            raise JobError(f"{chosen}: the model folder or file does not exist.")
+        if p.is_dir() and not (p / "bundle.json").is_file():
+            raise JobError(f"{chosen}: not a model folder (no bundle.json in it). Choose the "
+                           "folder that holds bundle.json, or a classifier .safetensors file.")
+        return str(p)
+    default = settings.default_model_path()
+    if default is None or not (default / "bundle.json").is_file():
+        raise JobError(settings.missing_default_model_message())
+    return str(default)

@@ -1,0 +1,275 @@
+"""Prediction results as map layers: one group per run, styled, in the output raster's CRS.
+
+Main-thread only (layers and the layer tree are not thread-safe).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsLayerTreeGroup,
+    QgsMapLayer,
+    QgsProject,
+    QgsRasterLayer,
+    QgsVectorLayer,
+)
+
+from . import settings
+from .schemes import SchemeError, find_scheme
+from .styling import (
+    add_basemap,
+    add_layers_to_group,
+    categorized_polygons,
+    confidence_renderer,
+    run_group_name,
+    style_result_layer,
+)
+
+BASEMAP_PROPERTY = "sparsevit/basemap"
+ROLE_PROPERTY = "sparsevit/role"
+VIEW_LANDCOVER, VIEW_PSEUDOMASK, VIEW_BASEMAP = "landcover", "pseudomask", "basemap"
+
+
+@dataclass
+class RunLayers:
+    group: QgsLayerTreeGroup | None = None
+    layers: dict[str, QgsMapLayer] = field(default_factory=dict)  # role -> layer
+    warnings: list[str] = field(default_factory=list)
+
+    def get(self, role: str) -> QgsMapLayer | None:
+        return self.layers.get(role)
+
+
+def expected_crs(result: dict) -> QgsCoordinateReferenceSystem:
+    crs = QgsCoordinateReferenceSystem()
+    value = (result.get("grid") or {}).get("crs")
+    if value:
+        crs.createFromUserInput(str(value))
+    return crs
+
+
+def check_crs(layer: QgsMapLayer, expected: QgsCoordinateReferenceSystem) -> str | None:
+    """None when ``layer`` is in ``expected``; otherwise fix it and say so. A GDAL build that
+    reads a CRS differently must not shift results on the map silently."""
+    if not expected.isValid():
+        return None
+    got = layer.crs()
+    if got.isValid() and (got == expected or (got.authid() and got.authid() == expected.authid())):
+        return None
+    layer.setCrs(expected)
+    return (f"{layer.name()}: QGIS read the CRS as '{got.authid() or got.description() or 'none'}', "
+            f"the engine wrote {expected.authid() or expected.description()}; using the engine's.")
+
+
+def _raster(path: str, name: str) -> QgsRasterLayer | None:
+    layer = QgsRasterLayer(path, name, "gdal")
+    return layer if layer.isValid() else None
+
+
+def add_predict_results(result: dict, label: str, project: QgsProject | None = None,
+                        when: _dt.datetime | None = None,
+                        log: Callable[[str], None] | None = None) -> RunLayers:
+    """Add a ``predict`` result event's outputs as one layer group at the top of the tree."""
+    project = project or QgsProject.instance()
+    log = log or (lambda _m: None)
+    outputs = result.get("outputs") or {}
+    scheme = None
+    if result.get("scheme"):
+        try:
+            scheme = find_scheme(result["scheme"])
+        except SchemeError as exc:
+            log(str(exc))
+    crs = expected_crs(result)
+    opacity = settings.result_opacity()
+    run = RunLayers()
+    ordered: list[tuple[str, QgsMapLayer]] = []
+    names = {"landcover": "Land cover", "pseudomask": "Attention pseudomask",
+             "confidence": "Confidence", "attention": "Attention (per head)"}
+    for role in ("landcover", "pseudomask", "confidence", "attention"):
+        path = outputs.get(role)
+        if not path:
+            continue
+        layer = _raster(str(path), f"{names[role]} — {label}")
+        if layer is None:
+            run.warnings.append(f"Cannot open the result {path}")
+            continue
+        if role in ("landcover", "pseudomask"):
+            how = style_result_layer(layer, scheme, opacity)
+            if not how:
+                run.warnings.append(f"{path}: no .qml and no known class scheme; left unstyled.")
+        elif role == "confidence":
+            confidence_renderer(layer)
+            layer.renderer().setOpacity(opacity)
+        ordered.append((role, layer))
+    polygons = outputs.get("polygons")
+    if polygons and Path(str(polygons)).is_file():
+        vlayer = QgsVectorLayer(str(polygons), f"Land-cover polygons — {label}", "ogr")
+        if vlayer.isValid():
+            if scheme is not None:
+                categorized_polygons(vlayer, scheme)
+            vlayer.setOpacity(opacity)
+            ordered.insert(1, ("polygons", vlayer))
+        else:
+            run.warnings.append(f"Cannot open the polygons {polygons}")
+    for role, layer in ordered:
+        problem = check_crs(layer, crs)
+        if problem:
+            run.warnings.append(problem)
+        layer.setCustomProperty(ROLE_PROPERTY, role)
+        run.layers[role] = layer
+    if ordered:
+        run.group = add_layers_to_group([lyr for _r, lyr in ordered], run_group_name(label, when),
+                                        project)
+        # Land cover on; the rest one click away (and drawn only when asked for).
+        for role, layer in ordered:
+            node = run.group.findLayer(layer.id())
+            if node is not None:
+                node.setItemVisibilityChecked(role == "landcover")
+            if role != "landcover" and node is not None:
+                node.setExpanded(False)  # one legend at a time; the others are a click away
+    for w in run.warnings:
+        log(w)
+    return run
+
+
+def collapse_hidden(run: RunLayers) -> None:
+    """Fold the legends of the run's layers that are not shown."""
+    if run.group is None:
+        return
+    try:
+        for node in run.group.findLayers():
+            if not node.itemVisibilityChecked():
+                # The view may show it expanded while the node says collapsed: a real change
+                # makes the view follow.
+                node.setExpanded(True)
+                node.setExpanded(False)
+    except RuntimeError:  # the group was removed meanwhile
+        pass
+
+
+def find_basemap(project: QgsProject | None = None) -> QgsMapLayer | None:
+    project = project or QgsProject.instance()
+    for layer in project.mapLayers().values():
+        if layer.customProperty(BASEMAP_PROPERTY):
+            return layer
+    return None
+
+
+def ensure_basemap(project: QgsProject | None = None) -> QgsMapLayer:
+    """The plugin's basemap layer, added at the bottom of the layer tree on first use."""
+    project = project or QgsProject.instance()
+    layer = find_basemap(project)
+    if layer is None:
+        layer = add_basemap(project)
+        layer.setCustomProperty(BASEMAP_PROPERTY, True)
+    return layer
+
+
+def set_view(run: RunLayers, view: str, project: QgsProject | None = None) -> None:
+    """Show the land-cover map, the pseudomask or only the basemap (group layers toggled)."""
+    project = project or QgsProject.instance()
+    root = project.layerTreeRoot()
+    basemap = find_basemap(project)
+    if view == VIEW_BASEMAP and basemap is None:
+        basemap = ensure_basemap(project)
+    for role, layer in run.layers.items():
+        try:
+            node = root.findLayer(layer.id())
+        except RuntimeError:  # the user removed the layer
+            continue
+        if node is None or role not in (VIEW_LANDCOVER, VIEW_PSEUDOMASK, "polygons"):
+            continue
+        node.setItemVisibilityChecked(role == view)
+    if run.group is not None and view != VIEW_BASEMAP:
+        run.group.setItemVisibilityChecked(True)
+    if basemap is not None:
+        node = root.findLayer(basemap.id())
+        if node is not None:
+            node.setItemVisibilityChecked(True)
+
+
+def polygon_classes(source: QgsMapLayer | None, scheme_name: str | None = None,
+                    class_names: list[str] | None = None):
+    """Colours and names for exported polygons: the source raster's own palette (what the user
+    sees), else the named scheme, else the bundled scheme holding all ``class_names``."""
+    from .schemes import available_schemes, load_scheme
+    from .styling import palette_classes
+    if isinstance(source, QgsRasterLayer):
+        classes = palette_classes(source)
+        if classes:
+            return classes
+    if scheme_name:
+        try:
+            return find_scheme(scheme_name)
+        except SchemeError:
+            pass
+    wanted = set(class_names or [])
+    if wanted:
+        for path in available_schemes().values():
+            try:
+                scheme = load_scheme(path)
+            except SchemeError:
+                continue
+            if wanted <= {c.name for c in scheme.classes}:
+                return scheme
+    return None
+
+
+def distinct_class_names(layer: QgsVectorLayer, field: str = "class_name") -> list[str]:
+    idx = layer.fields().indexOf(field)
+    return [] if idx < 0 else [str(v) for v in layer.uniqueValues(idx) if v is not None]
+
+
+def export_layer(result: dict, fmt: str, source: QgsMapLayer | None = None,
+                 log: Callable[[str], None] | None = None) -> QgsMapLayer | None:
+    """The map layer of an ``export`` result (COG or polygons), styled; None for tables."""
+    log = log or (lambda _m: None)
+    path = result.get("path")
+    if not path or fmt not in ("cog", "gpkg"):
+        return None
+    if fmt == "cog":
+        layer = _raster(str(path), Path(str(path)).stem)
+        if layer is None:
+            log(f"Cannot open the exported raster {path}")
+            return None
+        style_result_layer(layer, result.get("scheme"), settings.result_opacity())
+        problem = check_crs(layer, expected_crs(result))
+        if problem:
+            log(problem)
+        return layer
+    uri = str(path) + (f"|layername={result['layer']}" if result.get("layer") else "")
+    layer = QgsVectorLayer(uri, Path(str(path)).stem, "ogr")
+    if not layer.isValid():
+        log(f"Cannot open the exported polygons {path}")
+        return None
+    classes = polygon_classes(source, result.get("scheme"), distinct_class_names(layer))
+    if classes is None:
+        log(f"{path}: no class colours found (no paletted source layer, no matching scheme); "
+            "polygons keep the default style.")
+    else:
+        categorized_polygons(layer, classes)
+    return layer
+
+
+def add_export_result(result: dict, fmt: str, source: QgsMapLayer | None = None,
+                      project: QgsProject | None = None,
+                      log: Callable[[str], None] | None = None) -> QgsMapLayer | None:
+    """Add an exported COG / polygons to the project (top of the tree); log a class-area table."""
+    project = project or QgsProject.instance()
+    log = log or (lambda _m: None)
+    if fmt in ("csv", "json"):
+        for row in result.get("classes") or []:
+            ha = row.get("hectares")
+            log(f"  {row.get('name', row.get('value')):<22} "
+                + (f"{ha:>10.1f} ha  " if ha is not None else f"{row.get('pixels', 0):>10} px  ")
+                + f"{row.get('percent', 0.0):5.1f} %")
+        return None
+    layer = export_layer(result, fmt, source, log)
+    if layer is not None:
+        project.addMapLayer(layer, False)
+        project.layerTreeRoot().insertLayer(0, layer)
+    return layer

@@ -1,0 +1,146 @@
+"""``sparsevit:predict``: land cover of a Sentinel-2 (+ Sentinel-1) raster of any size."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingException,
+    QgsProcessingOutputFile,
+    QgsProcessingOutputRasterLayer,
+    QgsProcessingOutputString,
+    QgsProcessingOutputVectorLayer,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterExtent,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterLayer,
+)
+
+from ...core.predict_job import JobError, area_args, input_stem, resolve_model
+from .base import EngineAlgorithm, raster_path
+from .postprocess import load_on_completion
+
+
+class PredictAlgorithm(EngineAlgorithm):
+    engine_command = "predict"
+    group_id, group_title = "mapping", "Land-cover mapping"
+    INPUT, S1, MODEL, EXTENT, TILE = "INPUT", "S1", "MODEL", "EXTENT", "TILE"
+    ATTENTION, POLYGONS, OVERVIEW, OUTPUT_FOLDER = "ATTENTION", "POLYGONS", "OVERVIEW", "OUTPUT_FOLDER"
+    LANDCOVER, PSEUDOMASK, CONFIDENCE = "LANDCOVER", "PSEUDOMASK", "CONFIDENCE"
+    ATTENTION_MAPS, POLYGON_LAYER, AREAS, RUN, DEVICE = (
+        "ATTENTION_MAPS", "POLYGON_LAYER", "AREAS", "RUN", "DEVICE")
+
+    def name(self) -> str:
+        return "predict"
+
+    def displayName(self) -> str:  # noqa: N802
+        return self.tr("Map land cover")
+
+    def shortHelpString(self) -> str:  # noqa: N802
+        return self.tr(
+            "Maps land cover on a Sentinel-2 raster (optionally with Sentinel-1 VV/VH) of any "
+            "size, tile by tile, in a separate engine process. Writes into the output folder a "
+            "land-cover map (paletted GeoTIFF with class names and a .qml style), the attention "
+            "pseudomask, a confidence raster (0..1), class-area tables (CSV/JSON) and optionally "
+            "polygons and per-head attention maps. The land-cover map is added to the project "
+            "styled.\n\nModel: a model folder (with bundle.json) or a classifier .safetensors; "
+            "empty uses the bundled default model.\nExtent: only this rectangle is mapped (the "
+            "engine has no polygon clip).")
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            self.INPUT, self.tr("Sentinel-2 raster")))
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            self.S1, self.tr("Sentinel-1 raster (VV, VH; models trained with S1)"), optional=True))
+        self.addParameter(QgsProcessingParameterFile(
+            self.MODEL, self.tr("Model (bundle.json / its folder, or classifier .safetensors; "
+                                "empty: bundled default)"),
+            behavior=QgsProcessingParameterFile.File,
+            fileFilter="SparseViT model (bundle.json *.safetensors);;All files (*)", optional=True))
+        self.addParameter(QgsProcessingParameterExtent(
+            self.EXTENT, self.tr("Only this extent (empty: the whole raster)"), optional=True))
+        tile = QgsProcessingParameterNumber(
+            self.TILE, self.tr("Tile size in pixels (0: the model's)"),
+            type=QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0, maxValue=8192)
+        self.addParameter(tile)
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.ATTENTION, self.tr("Also write per-head attention maps"), defaultValue=False))
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.POLYGONS, self.tr("Also write land-cover polygons (GeoPackage)"), defaultValue=False))
+        overview = QgsProcessingParameterBoolean(
+            self.OVERVIEW, self.tr("Write a PNG overview"), defaultValue=True)
+        overview.setFlags(overview.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.addParameter(overview)
+        self.addParameter(QgsProcessingParameterFolderDestination(
+            self.OUTPUT_FOLDER, self.tr("Output folder")))
+        self.addOutput(QgsProcessingOutputRasterLayer(self.LANDCOVER, self.tr("Land cover")))
+        self.addOutput(QgsProcessingOutputRasterLayer(self.PSEUDOMASK, self.tr("Attention pseudomask")))
+        self.addOutput(QgsProcessingOutputRasterLayer(self.CONFIDENCE, self.tr("Confidence")))
+        self.addOutput(QgsProcessingOutputRasterLayer(self.ATTENTION_MAPS, self.tr("Attention maps")))
+        self.addOutput(QgsProcessingOutputVectorLayer(
+            self.POLYGON_LAYER, self.tr("Land-cover polygons"), QgsProcessing.TypeVectorPolygon))
+        self.addOutput(QgsProcessingOutputFile(self.AREAS, self.tr("Class areas (CSV)")))
+        self.addOutput(QgsProcessingOutputFile(self.RUN, self.tr("Run record (JSON)")))
+        self.addOutput(QgsProcessingOutputString(self.DEVICE, self.tr("Device used")))
+
+    def engine_args(self, parameters, context, feedback):
+        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
+        if layer is None:
+            raise QgsProcessingException(self.tr("No Sentinel-2 raster given."))
+        s2 = raster_path(layer)
+        args = [s2]
+        s1 = self.parameterAsRasterLayer(parameters, self.S1, context)
+        if s1 is not None:
+            args += ["--s1", raster_path(s1)]
+        model = (self.parameterAsFile(parameters, self.MODEL, context) or "").strip()
+        if model.endswith("bundle.json"):
+            model = str(Path(model).parent)
+        out = self.parameterAsString(parameters, self.OUTPUT_FOLDER, context)
+        try:
+            args += ["--model", resolve_model(model)]
+            if parameters.get(self.EXTENT) not in (None, ""):
+                rect = self.parameterAsExtent(parameters, self.EXTENT, context)
+                crs = self.parameterAsExtentCrs(parameters, self.EXTENT, context)
+                args += area_args(rect, crs)
+        except JobError as exc:
+            raise QgsProcessingException(str(exc)) from exc
+        try:
+            Path(out).mkdir(parents=True, exist_ok=True)  # the engine wants an existing folder
+        except OSError as exc:
+            raise QgsProcessingException(self.tr("Cannot create the output folder {0}: {1}")
+                                         .format(out, exc)) from exc
+        args += ["--out", out]
+        tile = self.parameterAsInt(parameters, self.TILE, context)
+        if tile > 0:
+            args += ["--tile", str(tile)]
+        if self.parameterAsBoolean(parameters, self.ATTENTION, context):
+            args.append("--attention")
+        if self.parameterAsBoolean(parameters, self.POLYGONS, context):
+            args.append("--polygons")
+        if not self.parameterAsBoolean(parameters, self.OVERVIEW, context):
+            args.append("--no-overview")
+        self._label = input_stem(s2)
+        return args
+
+    def engine_outputs(self, outcome, parameters, context, feedback):
+        result = outcome.result or {}
+        outs = result.get("outputs") or {}
+        scheme = result.get("scheme")
+        results = {
+            self.OUTPUT_FOLDER: self.parameterAsString(parameters, self.OUTPUT_FOLDER, context),
+            self.LANDCOVER: outs.get("landcover"), self.PSEUDOMASK: outs.get("pseudomask"),
+            self.CONFIDENCE: outs.get("confidence"), self.ATTENTION_MAPS: outs.get("attention"),
+            self.POLYGON_LAYER: outs.get("polygons"), self.AREAS: outs.get("areas_csv"),
+            self.RUN: outs.get("run"), self.DEVICE: result.get("device") or "",
+        }
+        label = getattr(self, "_label", "") or "run"
+        if outs.get("landcover"):
+            load_on_completion(context, outs["landcover"], self.tr("Land cover — {0}").format(label),
+                               self.LANDCOVER, "landcover", scheme)
+        for row in result.get("class_areas") or []:
+            if row.get("hectares"):
+                feedback.pushInfo(f"{row['name']:<22} {row['hectares']:>10.1f} ha  {row['percent']:5.1f} %")
+        return results

@@ -1,0 +1,135 @@
+"""The panel's prediction on the sample scene with the real engine: layers, view, export, cancel."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from qgis.core import (
+    QgsApplication,
+    QgsCategorizedSymbolRenderer,
+    QgsLayerTreeGroup,
+    QgsPalettedRasterRenderer,
+    QgsProject,
+    QgsSingleBandPseudoColorRenderer,
+)
+
+from conftest import REPO
+
+
+def _wait(dock, timeout=180.0, until=None):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        QgsApplication.processEvents()
+        if (until() if until else not dock.running):
+            return time.monotonic() - t0
+        time.sleep(0.02)
+    raise AssertionError(f"timed out; log:\n{dock.log.toPlainText()}")
+
+
+@pytest.fixture
+def dock(qgis_iface, real_engine, engine_setting, tiny_bundle, tmp_path, qgis_new_project):
+    from sparsevit_qgis.gui.dock import SparseVitDock
+    python, sample = real_engine
+    engine_setting.set_python_path(str(python))
+    d = SparseVitDock(qgis_iface)
+    d.s2_input.set_path(str(sample))
+    d.model_input.set_custom(str(tiny_bundle))
+    (tmp_path / "out").mkdir()
+    d.output_dir.setFilePath(str(tmp_path / "out"))
+    d.tile_spin.setValue(256)
+    d.overview_check.setChecked(False)
+    yield d
+    d.shutdown()
+    d.deleteLater()
+
+
+def test_dock_predict_adds_a_styled_group_then_exports_polygons(dock, tmp_path):
+    scheme = json.loads((REPO / "resources" / "schemes" / "eurosat.json").read_text())
+    names = [c["name"] for c in scheme["classes"]]
+    assert dock.run_predict() is not None
+    _wait(dock)
+    assert dock.stage_label.text().startswith("Done"), dock.log.toPlainText()
+    assert "CPU" in dock.device_label.text()
+
+    runs = list((tmp_path / "out").iterdir())
+    assert len(runs) == 1 and runs[0].name.startswith("Spain_7370579_S2Hand_")
+    root = QgsProject.instance().layerTreeRoot()
+    group = root.children()[0]
+    assert isinstance(group, QgsLayerTreeGroup)
+    assert group.name().startswith("SparseViT Spain_7370579_S2Hand ")
+    run = dock.last_run
+    landcover, pseudomask, confidence = (run.get(r) for r in ("landcover", "pseudomask", "confidence"))
+    for layer in (landcover, pseudomask, confidence):
+        assert Path(layer.source()).parent == runs[0]
+        assert layer.crs().authid() == "EPSG:4326"
+        assert group.findLayer(layer.id()) is not None
+    for layer in (landcover, pseudomask):
+        assert isinstance(layer.renderer(), QgsPalettedRasterRenderer)
+        assert [c.label for c in layer.renderer().classes()] == names
+    ramp = confidence.renderer()
+    assert isinstance(ramp, QgsSingleBandPseudoColorRenderer)
+    assert (ramp.classificationMin(), ramp.classificationMax()) == (0.0, 1.0)
+    assert group.findLayer(landcover.id()).itemVisibilityChecked()
+    assert not group.findLayer(pseudomask.id()).itemVisibilityChecked()
+
+    dock.set_view("pseudomask")
+    assert group.findLayer(pseudomask.id()).itemVisibilityChecked()
+    assert not group.findLayer(landcover.id()).itemVisibilityChecked()
+    dock.set_view("basemap")
+    basemap = root.children()[-1]
+    assert basemap.layer().customProperty("sparsevit/basemap")
+    assert "openstreetmap" in basemap.layer().source()
+    assert not group.findLayer(pseudomask.id()).itemVisibilityChecked()
+    dock.set_view("landcover")
+    assert group.findLayer(landcover.id()).itemVisibilityChecked()
+    dock.opacity_slider.setValue(40)
+    assert landcover.renderer().opacity() == pytest.approx(0.4)
+    assert confidence.renderer().opacity() == pytest.approx(0.4)
+
+    # export the run's land cover (pre-selected) to polygons in another CRS
+    assert dock.export_layer.currentLayer() is landcover
+    dock.export_format.setCurrentIndex(1)  # gpkg
+    dock.export_crs.setCrs(__import__("qgis.core").core.QgsCoordinateReferenceSystem("EPSG:32630"))
+    dock.export_file.setFilePath(str(tmp_path / "polygons.gpkg"))
+    assert dock.run_export() is not None
+    _wait(dock)
+    assert dock.stage_label.text().startswith("Done"), dock.log.toPlainText()
+    polys = root.children()[0].layer()
+    assert polys.source().startswith(str(tmp_path / "polygons.gpkg"))
+    assert polys.crs().authid() == "EPSG:32630"
+    renderer = polys.renderer()
+    assert isinstance(renderer, QgsCategorizedSymbolRenderer)
+    assert [c.label() for c in renderer.categories()] == names
+
+
+def test_dock_cancel_stops_the_engine_and_leaves_no_run_folder(dock, tmp_path):
+    out = tmp_path / "out"
+    assert dock.run_predict() is not None
+    run_dir = dock._run_dir
+    assert run_dir.parent == out and run_dir.is_dir()
+    seen: set[str] = set()
+
+    def predicting():
+        seen.update(p.name for p in run_dir.iterdir() if not p.name.startswith("."))
+        return "predict" in dock.stage_label.text()
+
+    _wait(dock, until=predicting)
+    t0 = time.monotonic()
+    dock.cancel()
+    _wait(dock, timeout=10)
+    assert time.monotonic() - t0 < 3.0  # the engine is gone within a second (+ event loop slack)
+    assert dock.stage_label.text() == "Cancelled"
+    assert not seen, f"outputs appeared before cancel: {seen}"
+    assert not run_dir.exists() and list(out.iterdir()) == []
+    assert dock.last_run is None and dock.run_button.isEnabled()
+
+
+def test_dock_reports_a_missing_default_model(dock, tmp_path, monkeypatch):
+    from sparsevit_qgis.core import settings
+    monkeypatch.setattr(settings, "default_model_path", lambda: tmp_path / "models" / "default")
+    dock.model_input.default_radio.setChecked(True)
+    assert dock.run_predict() is None
+    assert "default model is missing" in dock.log.toPlainText()
+    assert list((tmp_path / "out").iterdir()) == []

@@ -1,0 +1,171 @@
+"""sparsevit:predict / export / evaluate / train through processing.run, on the real engine."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from qgis.core import (
+    QgsApplication,
+    QgsCategorizedSymbolRenderer,
+    QgsPalettedRasterRenderer,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProject,
+)
+
+from conftest import REPO, SAMPLE_AREA
+
+
+@pytest.fixture
+def provider(qgis_processing):
+    from sparsevit_qgis.processing.provider import SparseVitProvider
+    registry = QgsApplication.processingRegistry()
+    prov = SparseVitProvider()
+    assert registry.addProvider(prov)
+    yield prov
+    registry.removeProvider(prov)
+
+
+@pytest.fixture
+def engine(provider, real_engine, engine_setting):
+    python, sample = real_engine
+    engine_setting.set_python_path(str(python))
+    return sample
+
+
+class Feedback(QgsProcessingFeedback):
+    """Records what an algorithm reports (stage names, progress)."""
+
+    def __init__(self):
+        super().__init__()
+        self.texts, self.values = [], []
+        self.progressChanged.connect(self.values.append)
+
+    def setProgressText(self, text):  # noqa: N802
+        self.texts.append(text)
+        super().setProgressText(text)
+
+
+def _run_and_load(alg_id, params, project):
+    """Run like the toolbox does: results handled, layers loaded and post-processed."""
+    import processing
+    from processing.gui.Postprocessing import handleAlgorithmResults
+    context = QgsProcessingContext()
+    context.setProject(project)
+    feedback = Feedback()
+    alg = QgsApplication.processingRegistry().createAlgorithmById(alg_id)
+    results = processing.run(alg, params, context=context, feedback=feedback,
+                             onFinish=lambda *a: None)
+    assert handleAlgorithmResults(alg, context, feedback)
+    return results, feedback
+
+
+def test_predict_loads_a_styled_land_cover_layer(engine, tiny_bundle, tmp_path, qgis_new_project):
+    project = QgsProject.instance()
+    extent = "{0},{2},{1},{3} [EPSG:4326]".format(*SAMPLE_AREA)  # xmin,xmax,ymin,ymax
+    out = tmp_path / "pred"
+    results, feedback = _run_and_load("sparsevit:predict", {
+        "INPUT": str(engine), "MODEL": str(tiny_bundle / "bundle.json"), "EXTENT": extent,
+        "TILE": 256, "OVERVIEW": False, "OUTPUT_FOLDER": str(out)}, project)
+    for key in ("LANDCOVER", "PSEUDOMASK", "CONFIDENCE", "AREAS"):
+        assert Path(results[key]).is_file() and Path(results[key]).parent == out, key
+    assert results["ATTENTION_MAPS"] is None and results["POLYGON_LAYER"] is None
+    assert results["DEVICE"].startswith("CPU")
+    assert "predict" in feedback.texts and max(feedback.values) == 100
+    layers = [lyr for lyr in project.mapLayers().values() if lyr.source() == results["LANDCOVER"]]
+    assert len(layers) == 1
+    renderer = layers[0].renderer()
+    assert isinstance(renderer, QgsPalettedRasterRenderer)
+    assert [c.label for c in renderer.classes()][:2] == ["AnnualCrop", "Forest"]
+    assert layers[0].crs().authid() == "EPSG:4326"
+    # the extent was honoured: ~170 px, not the 512 px scene
+    assert layers[0].width() < 250
+
+
+def test_predict_without_default_model_says_what_to_do(engine, tmp_path, monkeypatch):
+    import processing
+    from sparsevit_qgis.core import settings
+    monkeypatch.setattr(settings, "default_model_path", lambda: tmp_path / "models" / "default")
+    with pytest.raises(QgsProcessingException, match="default model is missing"):
+        processing.run("sparsevit:predict", {"INPUT": str(engine), "OUTPUT_FOLDER": str(tmp_path / "o")})
+
+
+def test_export_to_gpkg_loads_polygons_categorized_by_class(engine, small_prediction, tmp_path,
+                                                            qgis_new_project):
+    project = QgsProject.instance()
+    landcover = small_prediction["outputs"]["landcover"]
+    results, _ = _run_and_load("sparsevit:export", {
+        "INPUT": landcover, "FORMAT": "gpkg", "CRS": "EPSG:3857",
+        "OUTPUT": str(tmp_path / "polys.gpkg")}, project)
+    assert results["OUTPUT"] == str(tmp_path / "polys.gpkg")
+    layers = [lyr for lyr in project.mapLayers().values() if lyr.source().startswith(results["OUTPUT"])]
+    assert len(layers) == 1
+    layer = layers[0]
+    assert layer.crs().authid() == "EPSG:3857" and layer.featureCount() > 0
+    renderer = layer.renderer()
+    assert isinstance(renderer, QgsCategorizedSymbolRenderer)
+    assert renderer.classAttribute() == "class_value"
+    cats = {c.value(): (c.label(), c.symbol().color().name()) for c in renderer.categories()}
+    scheme = json.loads((REPO / "resources" / "schemes" / "eurosat.json").read_text())
+    for c in scheme["classes"]:
+        assert cats[c["value"]] == (c["name"], c["color"].lower())
+
+
+def test_export_cog_in_another_crs_and_area_table(engine, small_prediction, tmp_path):
+    import processing
+    landcover = small_prediction["outputs"]["landcover"]
+    cog = processing.run("sparsevit:export", {"INPUT": landcover, "FORMAT": "cog", "CRS": "EPSG:32630",
+                                              "OUTPUT": str(tmp_path / "lc.tif")})
+    summary = json.loads(cog["SUMMARY"])
+    assert summary["grid"]["crs"] == "EPSG:32630" and Path(cog["OUTPUT"]).is_file()
+    # a temporary output gets the extension of the format, not the filter's first one
+    table = processing.run("sparsevit:export", {"INPUT": landcover, "FORMAT": "csv",
+                                                "OUTPUT": "TEMPORARY_OUTPUT"})
+    assert table["OUTPUT"].endswith(".csv")
+    assert Path(table["OUTPUT"]).read_text().splitlines()[0].startswith("value,name")
+
+
+def test_evaluate_against_a_reference_raster(engine, small_prediction, tmp_path):
+    import processing
+    landcover = small_prediction["outputs"]["landcover"]
+    ref = tmp_path / "ref.tif"
+    shutil.copy(landcover, ref)  # a prediction scored against itself is perfect
+    results = processing.run("sparsevit:evaluate", {"PREDICTION": landcover, "REFERENCE": str(ref),
+                                                    "OUTPUT": str(tmp_path / "report.json")})
+    assert results["OVERALL_ACCURACY"] == pytest.approx(1.0)
+    assert results["MIOU"] == pytest.approx(1.0)
+    report = json.loads(Path(results["OUTPUT"]).read_text())
+    assert report["overall_accuracy"] == pytest.approx(1.0)
+
+
+def test_evaluate_needs_exactly_one_reference(engine, small_prediction, tmp_path):
+    import processing
+    with pytest.raises(QgsProcessingException, match="exactly one"):
+        processing.run("sparsevit:evaluate", {"PREDICTION": small_prediction["outputs"]["landcover"],
+                                              "OUTPUT": str(tmp_path / "r.json")})
+
+
+def test_train_one_epoch_on_a_few_eurosat_scenes(engine, tmp_path):
+    import processing
+    data = REPO / "data" / "eurosat_ms"
+    if not data.is_dir():
+        pytest.skip("data/eurosat_ms not in this checkout")
+    feedback = Feedback()
+    results = processing.run("sparsevit:train", {
+        "DATASET": "eurosat-mosaic", "DATA": str(data), "CONFIG": "tiny", "EPOCHS": 1,
+        "LAMBDA_L0": 0.01, "BATCH_SIZE": 2, "CROP": 64, "TRAIN_SCENES": 2, "VAL_SCENES": 1,
+        "OUTPUT": str(tmp_path / "model")}, feedback=feedback)
+    assert Path(results["CHECKPOINT"]).is_file()
+    assert Path(results["CHECKPOINT"]).parent == tmp_path / "model"
+    assert 0.0 <= results["PRUNED_SHARE"] <= 1.0
+    assert any(t.startswith("train epoch") for t in feedback.texts)
+
+
+def test_train_checks_the_dataset_folder_before_starting_the_engine(engine, tmp_path):
+    import processing
+    with pytest.raises(QgsProcessingException, match="does not exist"):
+        processing.run("sparsevit:train", {"DATASET": "dfc2020", "DATA": str(tmp_path / "none"),
+                                           "EPOCHS": 1, "OUTPUT": str(tmp_path / "m")})

@@ -1,0 +1,197 @@
+"""Large-scene prediction on the CPU: throughput, memory on a full Sentinel-2 tile, FLOP use.
+
+    python benchmarks/bench_predict.py              # sample + 10980 px tile + 4x that area
+    python benchmarks/bench_predict.py --skip-4x    # without the 21960 px run
+    python benchmarks/bench_predict.py --quick      # smoke run with a smaller "tile"
+
+The big rasters are VRTs that repeat the bundled Sen1Floods11 sample (real S2 pixels) on a
+10 m UTM grid, so a full 110 x 110 km tile needs no 3 GB download or file. Each prediction runs
+in a child process (``python -m sparsevit predict``, the path the plugin uses); its peak RSS is
+the child's ``ru_maxrss`` from ``os.wait4``. Writes benchmarks/results/predict.json + .md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "engine"))
+
+from sparsevit.bundle import default_model_path, load_bundle  # noqa: E402
+from sparsevit.refine.segmenter import predict_logits_padded  # noqa: E402
+
+SAMPLE = REPO / "resources" / "sample" / "Spain_7370579_S2Hand.tif"
+FULL_TILE_KM2 = 109.8 * 109.8
+
+
+def repeat_vrt(path: Path, src: Path, size: int) -> Path:
+    """A ``size`` x ``size`` px, 13-band VRT tiling ``src`` on a 10 m UTM grid."""
+    import rasterio
+    with rasterio.open(src) as ds:
+        w, h, n, dtype = ds.width, ds.height, ds.count, ds.dtypes[0]
+        desc = ds.descriptions
+    gdal_type = {"int16": "Int16", "uint16": "UInt16"}[dtype]
+    bands = []
+    for b in range(1, n + 1):
+        sources = []
+        for y in range(0, size, h):
+            for x in range(0, size, w):
+                cw, ch = min(w, size - x), min(h, size - y)
+                sources.append(
+                    f'<SimpleSource><SourceFilename relativeToVRT="0">{src}</SourceFilename>'
+                    f'<SourceBand>{b}</SourceBand><SrcRect xOff="0" yOff="0" xSize="{cw}" ySize="{ch}"/>'
+                    f'<DstRect xOff="{x}" yOff="{y}" xSize="{cw}" ySize="{ch}"/></SimpleSource>')
+        bands.append(f'<VRTRasterBand dataType="{gdal_type}" band="{b}"><Description>{desc[b - 1]}'
+                     f'</Description><NoDataValue>0</NoDataValue>{"".join(sources)}</VRTRasterBand>')
+    path.write_text(f'<VRTDataset rasterXSize="{size}" rasterYSize="{size}"><SRS>EPSG:32630</SRS>'
+                    f'<GeoTransform>600000, 10, 0, 4300000, 0, -10</GeoTransform>{"".join(bands)}'
+                    f'</VRTDataset>')
+    return path
+
+
+def run_predict(raster: Path, out: Path, model: Path, threads: int, extra=()) -> dict:
+    """One ``sparsevit predict`` in a child process: wall time, peak RSS, its result event."""
+    out.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "sparsevit", "--json", "predict", str(raster), "--out", str(out),
+           "--model", str(model), "--threads", str(threads), "--overwrite", *extra]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stdout_lines = []
+    for line in proc.stdout:  # drain as it comes: a full pipe would stall the child
+        stdout_lines.append(line)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - t0
+    err = proc.stderr.read()
+    if status != 0:
+        raise RuntimeError(f"predict failed ({status}): {err[-2000:]}")
+    result = next(json.loads(l) for l in stdout_lines if '"event": "result"' in l)
+    return {"seconds": round(seconds, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+            "km2": result["km2"], "tiles": result["counts"]["tiles"],
+            "engine_seconds": result["seconds"], "device": result["device"]}
+
+
+def matmul_peak_gflops(threads: int, n: int = 2048, repeats: int = 5) -> float:
+    torch.set_num_threads(threads)
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n ** 3 / best / 1e9
+
+
+def model_flops_per_tile(model_dir: Path, tile: int) -> dict:
+    """FLOPs of one tile through the pipeline's networks (ViT, Grad-CAM backward, segmenter)."""
+    from torch.utils.flop_counter import FlopCounterMode
+    b = load_bundle(model_dir)
+    x = torch.randn(2, len(b.s2_bands), tile, tile)
+    counts = {}
+    with FlopCounterMode(display=False) as fc, torch.no_grad():
+        b.classifier(x)
+    counts["classifier"] = fc.get_total_flops() / x.shape[0]  # per tile
+    # Grad-CAM: one backward through the last block per class (FlopCounterMode cannot follow
+    # autograd.grad): backward ~ 2x forward of that block
+    with torch.no_grad():
+        tok, _ = b.classifier.embed(x)
+        for blk in b.classifier.blocks[:-1]:
+            tok, _ = blk(tok)
+        with FlopCounterMode(display=False) as fc:
+            b.classifier.blocks[-1](tok)
+    counts["gradcam_estimate"] = 2 * b.classifier.config.num_classes * fc.get_total_flops() / x.shape[0]
+    if b.segmenter is not None:
+        with FlopCounterMode(display=False) as fc, torch.no_grad():
+            predict_logits_padded(b.segmenter, x)
+        counts["segmenter"] = fc.get_total_flops() / x.shape[0]
+    counts["total"] = sum(counts.values())
+    return counts
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=str(default_model_path()))
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--size", type=int, default=10980)
+    ap.add_argument("--skip-4x", action="store_true")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.size, args.skip_4x = 1536, True
+    model = Path(args.model)
+    report: dict = {"benchmark": "predict", "model": str(model.relative_to(REPO) if model.is_relative_to(REPO) else model),
+                    "threads": args.threads, "machine": f"{platform.machine()}, {os.cpu_count()} cpu",
+                    "quick": args.quick}
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    def save():
+        (out_dir / "predict.json").write_text(json.dumps(report, indent=2))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        s = run_predict(SAMPLE, tmp / "sample", model, args.threads)
+        report["sample"] = s
+        print("sample:", s, flush=True)
+        vrt = repeat_vrt(tmp / "tile.vrt", SAMPLE, args.size)
+        t = run_predict(vrt, tmp / "tile", model, args.threads, ["--no-overview"])
+        report["tile"] = {**t, "size_px": args.size}
+        rate = t["km2"] / (t["seconds"] / 60)
+        report["km2_per_min_cpu"] = round(rate, 1)
+        report["full_tile_minutes_cpu"] = round(FULL_TILE_KM2 / rate, 2)
+        report["full_tile_measured"] = args.size == 10980
+        if args.size == 10980:
+            report["peak_rss_mb_10980"] = t["peak_rss_mb"]
+        print("tile:", report["tile"], flush=True)
+        save()
+        if not args.skip_4x:
+            vrt4 = repeat_vrt(tmp / "tile4.vrt", SAMPLE, args.size * 2)
+            f = run_predict(vrt4, tmp / "tile4", model, args.threads, ["--no-overview"])
+            report["tile_4x"] = {**f, "size_px": args.size * 2}
+            report["peak_rss_mb_4x"] = f["peak_rss_mb"]
+            report["rss_growth_4x"] = round(f["peak_rss_mb"] / t["peak_rss_mb"] - 1, 4)
+            print("4x:", report["tile_4x"], flush=True)
+            save()
+    peak = matmul_peak_gflops(args.threads)
+    flops = model_flops_per_tile(model, 256)
+    tiles_per_s = report["tile"]["tiles"] / report["tile"]["seconds"]
+    achieved = flops["total"] * tiles_per_s / 1e9
+    report["matmul_peak_gflops"] = round(peak, 1)
+    report["model_gflop_per_tile"] = {k: round(v / 1e9, 3) for k, v in flops.items()}
+    report["achieved_gflops"] = round(achieved, 2)
+    report["flops_fraction_of_peak"] = round(achieved / peak, 4)
+    report["full_tile_seconds_gpu"] = None
+    report["gpu_note"] = "no GPU machine was lent to this session; run this script with --device cuda on one"
+    save()
+    md = ["# Large-scene prediction (`benchmarks/bench_predict.py`)", "",
+          f"Model `{report['model']}`, {args.threads} threads, {report['machine']}.", "",
+          "| run | px | km2 | tiles | seconds | km2/min | peak RSS MB |", "|---|---|---|---|---|---|---|"]
+    for key in ("sample", "tile", "tile_4x"):
+        if key in report:
+            r = report[key]
+            md.append(f"| {key} | {r.get('size_px', 512)} | {r['km2']:.0f} | {r['tiles']} | {r['seconds']:.0f} | "
+                      f"{r['km2'] / (r['seconds'] / 60):.0f} | {r['peak_rss_mb']:.0f} |")
+    md += ["", f"- full 110 x 110 km tile on this CPU: **{report['full_tile_minutes_cpu']} min** "
+               f"({'measured' if report['full_tile_measured'] else 'extrapolated'}; goal <= 10)",
+           f"- peak RSS 10980 px: **{report.get('peak_rss_mb_10980')} MB** (goal <= 3000); 4x area: "
+           f"**{report.get('peak_rss_mb_4x')} MB** (growth {report.get('rss_growth_4x')}; goal < 0.20)",
+           f"- model {report['model_gflop_per_tile']['total']} GFLOP per 256 px tile; achieved "
+           f"{report['achieved_gflops']} GFLOP/s vs matmul peak {report['matmul_peak_gflops']} GFLOP/s: "
+           f"**{report['flops_fraction_of_peak']:.1%}** of peak",
+           f"- GPU: {report['gpu_note']}", ""]
+    (out_dir / "predict.md").write_text("\n".join(md))
+    print("\n".join(md))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -42,9 +42,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# options whose value may start with '-' (west/south coordinates), which argparse would
+# otherwise take for an option: "--area -0.78,38.1,..." becomes "--area=-0.78,38.1,..."
+_NEGATIVE_VALUE_OPTIONS = ("--area",)
+
+
+def _join_negative_values(argv: list[str]) -> list[str]:
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] in _NEGATIVE_VALUE_OPTIONS and i + 1 < len(argv) and argv[i + 1].startswith("-") \
+                and argv[i + 1][1:2].isdigit():
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_join_negative_values(list(sys.argv[1:] if argv is None else argv)))
     if not getattr(args, "func", None):
         parser.print_help()
         return 1

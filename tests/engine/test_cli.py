@@ -15,3 +15,10 @@ def test_unknown_command_fails():
                           capture_output=True, text=True)
     assert proc.returncode != 0
     assert "invalid choice" in proc.stderr
+
+
+def test_area_with_negative_coordinates_is_not_taken_for_an_option():
+    from sparsevit.cli import _join_negative_values
+    assert _join_negative_values(["predict", "x.tif", "--area", "-0.78,38.1,-0.7,38.2", "--out", "o"]) == \
+        ["predict", "x.tif", "--area=-0.78,38.1,-0.7,38.2", "--out", "o"]
+    assert _join_negative_values(["--area", "--out"]) == ["--area", "--out"]

@@ -33,6 +33,9 @@ def register(subparsers) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--threads", type=int, help="CPU threads for torch")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="bf16 autocast: ~1.8x faster segmenter on CPUs with AVX512-BF16/AMX, "
+                        "slightly different maps; auto = bf16 on GPUs, fp32 on CPUs")
     p.add_argument("--band-order", metavar="BANDS", help="as for 'sparsevit info'")
     p.set_defaults(func=run)
 
@@ -69,6 +72,7 @@ def run(args, progress) -> int:
                           attention=args.attention, polygons=args.polygons,
                           stats=not args.no_stats, overview=not args.no_overview,
                           overwrite=args.overwrite, device=args.device, threads=args.threads,
+                          precision=args.precision,
                           band_order=parse_band_order(args.band_order))
     s1 = None if not args.s1 else (args.s1 if len(args.s1) > 1 else args.s1[0])
     summary = predict_scene(bundle, s2, Path(args.out), s1=s1, opts=opts, progress=progress,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..models.vit import SparseViT
 
@@ -29,8 +30,40 @@ class ClassifierEvidence:
     grid: tuple[int, int]
 
 
+def _last_block_cls(blk, tok: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The last block computed for the CLS token only (eval mode).
+
+    Only the CLS output reaches the head, so its query, attention row, projection and MLP are all
+    the logits need; the other N queries and N MLP rows would cost most of the block's forward
+    and of every Grad-CAM backward for nothing. Returns (CLS token [B,1,D], CLS attention row
+    [B,H,1,1+N]).
+    """
+    cls = tok[:, :1]
+    if blk.attn is None:
+        x = cls + blk.attn_bias
+        return x + blk.mlp(blk.norm2(x)), None
+    a = blk.attn
+    inner = a.num_heads * a.head_dim
+    h = blk.norm1(tok)
+    w, bias = a.qkv.weight, a.qkv.bias
+    bq, bk, bv = (None, None, None) if bias is None else (bias[:inner], bias[inner:2 * inner], bias[2 * inner:])
+    b, n, _ = tok.shape
+    q = F.linear(h[:, :1], w[:inner], bq).reshape(b, 1, a.num_heads, a.head_dim).transpose(1, 2)
+    k = F.linear(h, w[inner:2 * inner], bk).reshape(b, n, a.num_heads, a.head_dim).transpose(1, 2)
+    v = F.linear(h, w[2 * inner:], bv).reshape(b, n, a.num_heads, a.head_dim).transpose(1, 2)
+    probs = (q * a.scale @ k.transpose(-2, -1)).softmax(dim=-1)  # [B,H,1,N]
+    out = probs @ v
+    if a.gates is not None:
+        out = out * a.gates().to(out.dtype).view(1, -1, 1, 1)
+    x = cls + a.proj(out.transpose(1, 2).reshape(b, 1, inner))
+    return x + blk.mlp(blk.norm2(x)), probs
+
+
 def classifier_evidence(model: SparseViT, x: torch.Tensor, attn_blocks: int = 1,
-                        gradcam: bool = True, open_only: bool = True) -> ClassifierEvidence:
+                        gradcam: bool = True, open_only: bool = True,
+                        threshold: float | None = 0.5) -> ClassifierEvidence:
+    """``threshold``: Grad-CAM only for classes some image of the batch predicts (the
+    pseudomask methods read no other rows; the rest stay zero); None computes every class."""
     model.eval()
     blocks = model.blocks
     depth = len(blocks)
@@ -44,7 +77,7 @@ def classifier_evidence(model: SparseViT, x: torch.Tensor, attn_blocks: int = 1,
                 else torch.ones(blk.attn.num_heads))
         sel = (gate > 0.5) if open_only else torch.ones_like(gate, dtype=torch.bool)
         head_ids = model.config.head_ids[blk_index]
-        cls = probs[:, :, 0, 1:].detach()[:, sel]
+        cls = probs[:, :, 0, 1:].detach()[:, sel.to(probs.device)]
         maps.append(cls)
         ids.extend((blk_index, head_ids[h]) for h in torch.nonzero(sel).flatten().tolist())
 
@@ -55,29 +88,37 @@ def classifier_evidence(model: SparseViT, x: torch.Tensor, attn_blocks: int = 1,
             keep(i, probs, blk)
     with torch.set_grad_enabled(gradcam):
         tok_in = tok.detach().requires_grad_(gradcam)
-        out, probs = blocks[-1](tok_in, need_weights=attn_blocks > 0)
+        out, probs = _last_block_cls(blocks[-1], tok_in)
         logits = model.head(model.norm(out)[:, 0])
-        keep(depth - 1, probs, blocks[-1])
+        if attn_blocks > 0:
+            keep(depth - 1, probs, blocks[-1])
         cams = None
         if gradcam:
             k = logits.shape[1]
-            grads = []
-            for c in range(k):
-                (g,) = torch.autograd.grad(logits[:, c].sum(), tok_in, retain_graph=c < k - 1)
-                grads.append(g[:, 1:])  # patch tokens only
-            act = tok_in.detach()[:, 1:]  # [B, N, D]
-            g = torch.stack(grads, 1)  # [B, K, N, D]
-            weights = g.mean(dim=2, keepdim=True)  # channel importance, averaged over tokens
-            cams = torch.relu((weights * act.unsqueeze(1)).sum(-1))  # [B, K, N]
-            cams = cams.reshape(x.shape[0], k, *grid).numpy()
+            if threshold is None:
+                wanted = list(range(k))
+            else:
+                wanted = torch.nonzero((torch.sigmoid(logits.detach()) >= threshold).any(0)).flatten().tolist()
+            cams = torch.zeros(x.shape[0], k, *grid)
+            if wanted:
+                # the wanted class gradients in one vmapped backward, not one backward per class
+                seeds = torch.zeros(len(wanted), logits.shape[0], k, dtype=logits.dtype, device=logits.device)
+                seeds[torch.arange(len(wanted)), :, torch.tensor(wanted)] = 1.0
+                (g,) = torch.autograd.grad(logits, tok_in, grad_outputs=seeds, is_grads_batched=True)
+                g = g[:, :, 1:].transpose(0, 1)  # [B, W, N, D], patch tokens only
+                act = tok_in.detach()[:, 1:]  # [B, N, D]
+                weights = g.mean(dim=2, keepdim=True)  # channel importance, averaged over tokens
+                cam = torch.relu((weights * act.unsqueeze(1)).sum(-1))  # [B, W, N]
+                cams[:, wanted] = cam.reshape(x.shape[0], len(wanted), *grid).float().cpu()
+            cams = cams.numpy()
     b = x.shape[0]
     gh, gw = grid
     if maps:
-        allmaps = torch.cat(maps, dim=1).reshape(b, -1, gh, gw).float().numpy()
+        allmaps = torch.cat(maps, dim=1).reshape(b, -1, gh, gw).float().cpu().numpy()
     else:
         allmaps = np.zeros((b, 0, gh, gw), np.float32)
     return ClassifierEvidence(
-        probs=torch.sigmoid(logits.detach()).numpy(),
+        probs=torch.sigmoid(logits.detach().float()).cpu().numpy(),
         head_maps=[allmaps[i] for i in range(b)],
         head_ids=ids,
         gradcam=cams,

@@ -108,3 +108,12 @@ def test_model_needing_missing_bands_is_a_clear_error(tiny_bundle, tmp_path, cap
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "missing Sentinel-2 bands B01" in err[0] and "rgb.tif" in err[0]
     assert os.listdir(out) == []
+
+
+def test_bf16_precision_runs_and_is_recorded(bundle, tmp_path, repo_root):
+    summary = predict_scene(bundle, repo_root / S2, tmp_path,
+                            opts=PredictOptions(precision="bf16", overview=False, stats=False,
+                                                area=None, tile=256))
+    assert summary["counts"]["precision"] == "bf16"
+    with rasterio.open(summary["outputs"]["landcover"]) as lc:
+        assert set(np.unique(lc.read(1)).tolist()) <= set(bundle.scheme.values) | {255}

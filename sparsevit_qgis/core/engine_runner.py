@@ -304,7 +304,7 @@ class EngineRunner:
         if text.startswith("{"):
             try:
                 event = json.loads(text)
-            except ValueError:
+            except (ValueError, RecursionError):  # garbage, or nesting deeper than the stack
                 event = None
         if not isinstance(event, dict) or "event" not in event:
             # Libraries sometimes print to stdout; keep it for the log, never fail on it.
@@ -315,10 +315,8 @@ class EngineRunner:
         self._call(self.on_event, event)
         kind = event.get("event")
         if kind == "progress":
-            fraction = event.get("fraction")
             self._call(self.on_progress, str(event.get("stage") or ""),
-                       None if fraction is None else float(fraction),
-                       event.get("done"), event.get("total"))
+                       _fraction(event.get("fraction")), event.get("done"), event.get("total"))
         elif kind == "stage_start":
             self._call(self.on_stage, str(event.get("stage") or ""), True)
             total = event.get("total")
@@ -355,3 +353,14 @@ def run_engine(python: str, command: str, args: Iterable[Any] = (), **kwargs) ->
     """Convenience: ``EngineRunner(python, command, args, **callbacks).run()``."""
     should_cancel = kwargs.pop("should_cancel", None)
     return EngineRunner(python, command, args, **kwargs).run(should_cancel=should_cancel)
+
+
+def _fraction(value) -> float | None:
+    """A progress fraction in [0, 1], or None when the engine sent none or nonsense: a bad
+    progress line must never stop a run's bookkeeping."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    if value != value:  # NaN
+        return None
+    return min(1.0, max(0.0, value))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import traceback
 
@@ -61,6 +62,9 @@ def _join_negative_values(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # GDAL's block cache defaults to 5% of RAM and fills up on big rasters; memory must stay
+    # bounded whatever the raster size, and windows are read once, so a small cache is enough
+    os.environ.setdefault("GDAL_CACHEMAX", "256")
     parser = build_parser()
     args = parser.parse_args(_join_negative_values(list(sys.argv[1:] if argv is None else argv)))
     if not getattr(args, "func", None):

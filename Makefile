@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: setup demo test test-engine test-qgis bench package screenshot clean
+.PHONY: setup demo test test-engine test-qgis bench model package screenshot clean
 
 setup:            ## apt packages, venv, pinned wheels, sanity check (idempotent)
 	@bash scripts/setup.sh
@@ -23,6 +23,9 @@ test-qgis: setup
 
 bench: setup      ## every benchmark; figures go to benchmarks/results/*.json and *.md
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+model: setup      ## retrain the bundled default model (resources/models/default), ~30-40 min on 2 cores
+	@$(PY) -m sparsevit.recipes.default_model
 
 package: setup    ## the installable QGIS plugin zip in dist/
 	@bash scripts/package.sh

@@ -18,6 +18,7 @@ from typing import Any
 from torch import nn
 
 from .errors import InputError
+from .formats import read_json_document
 from .io.atomic import write_text_atomic
 from .models.vit import SparseViT
 from .paths import resource
@@ -102,15 +103,9 @@ def load_bundle(path: str | Path | None = None) -> ModelBundle:
         meta = p / "bundle.json"
         if not meta.is_file():
             raise InputError("model folder has no bundle.json", path=p, fix=_FIX)
-        try:
-            doc = json.loads(meta.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InputError(f"bundle.json is not valid JSON ({exc})", path=meta, fix=_FIX) from exc
-        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-            raise InputError("not a SparseViT model bundle", path=meta, fix=_FIX)
+        doc = read_json_document(meta, FORMAT, "model bundle (bundle.json)", _FIX, FORMAT_VERSION)
         # bundle.json may come from anywhere: a wrong type must be an InputError, not a crash.
         try:
-            newer = int(doc.get("format_version", 0)) > FORMAT_VERSION
             pm = PseudomaskSettings(**doc.get("pseudomask", {}))
             tile, overlap = int(doc.get("tile", 256)), int(doc.get("overlap", 32))
             card = doc.get("card", {})
@@ -118,9 +113,6 @@ def load_bundle(path: str | Path | None = None) -> ModelBundle:
                 raise ValueError("'card' must be an object, 'tile' >= 1, 'overlap' >= 0")
         except (TypeError, ValueError) as exc:
             raise InputError(f"bundle.json is inconsistent ({exc})", path=meta, fix=_FIX) from exc
-        if newer:
-            raise InputError("model bundle is newer than this engine", path=meta,
-                             fix="update SparseViT for QGIS")
         if "classifier" not in doc:
             raise InputError("bundle.json names no classifier", path=meta, fix=_FIX)
         model, cdoc = load_model(_member(p, doc["classifier"], meta))

@@ -75,7 +75,7 @@ def test_pickle_disguised_as_safetensors_is_never_unpickled(capsys, s2, model_co
 
 @pytest.mark.parametrize("target,edit,expect", [
     ("bundle.json", lambda d: d.update(tile="big"), "bundle.json is inconsistent"),
-    ("bundle.json", lambda d: d.update(format_version="x"), "bundle.json is inconsistent"),
+    ("bundle.json", lambda d: d.update(format_version="x"), "bundle.json) has no valid 'format_version'"),
     ("bundle.json", lambda d: d.update(pseudomask={"method": "attention", "shell": "rm -rf /"}),
      "unexpected keyword argument 'shell'"),
     ("bundle.json", lambda d: d.update(classifier=5), "not a file name"),

@@ -15,7 +15,8 @@ from torch import nn
 
 from ..errors import InputError
 from ..io.atomic import atomic_path
-from ..training.checkpoint import _read_safetensors, checkpoint_paths
+from ..formats import read_json_document, read_safetensors
+from ..training.checkpoint import checkpoint_paths
 from ..training.normalization import Normalizer
 from .segmenter import SegmenterConfig, build_segmenter
 
@@ -50,20 +51,13 @@ def save_segmenter(path: str | Path, model: nn.Module, *, in_channels: int, clas
 
 def load_segmenter(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     weights, meta, _ = checkpoint_paths(path)
-    if not meta.is_file():
-        raise InputError("segmenter description (JSON) is missing", path=meta, fix=_FIX)
-    try:
-        doc = json.loads(meta.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"segmenter description is not valid JSON ({exc})", path=meta, fix=_FIX) from exc
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise InputError("not a SparseViT segmenter description", path=meta, fix=_FIX)
+    doc = read_json_document(meta, FORMAT, "segmenter description", _FIX, FORMAT_VERSION)
     try:
         model = build_segmenter(doc["segmenter"], int(doc["in_channels"]), len(doc["classes"]["names"]))
         Normalizer.from_dict(doc["normalization"])
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise InputError(f"segmenter description is inconsistent ({exc})", path=meta, fix=_FIX) from exc
-    tensors = _read_safetensors(weights, "segmenter weights")
+    tensors = read_safetensors(weights, "segmenter weights", _FIX)
     expected = model.state_dict()
     bad = sorted(set(expected) ^ set(tensors)) + sorted(
         k for k in set(expected) & set(tensors) if expected[k].shape != tensors[k].shape)

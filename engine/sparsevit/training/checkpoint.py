@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from ..errors import InputError
+from ..formats import read_json_document, read_safetensors
 from ..io.atomic import atomic_path
 from ..models.configs import ModelConfig
 from ..models.vit import SparseViT
@@ -106,20 +106,7 @@ def load_checkpoint_config(path: str | Path) -> dict[str, Any]:
     if not meta.is_file():
         raise InputError("model description (JSON) is missing", path=meta,
                          fix=f"keep the .json written next to {weights.name}; {_FIX}")
-    try:
-        doc = json.loads(meta.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"model description is not valid JSON ({exc})", path=meta, fix=_FIX) from exc
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise InputError("not a SparseViT model description", path=meta, fix=_FIX)
-    try:
-        version = int(doc.get("format_version", 0))
-    except (TypeError, ValueError):
-        raise InputError("model description has no valid 'format_version'", path=meta, fix=_FIX) from None
-    if version > FORMAT_VERSION:
-        raise InputError(f"model format version {doc.get('format_version')} is newer than this "
-                         f"engine understands ({FORMAT_VERSION})", path=meta,
-                         fix="update SparseViT for QGIS")
+    doc = read_json_document(meta, FORMAT, "model description", _FIX, FORMAT_VERSION)
     for key in ("architecture", "normalization", "classes"):
         if key not in doc:
             raise InputError(f"model description lacks '{key}'", path=meta, fix=_FIX)
@@ -129,13 +116,7 @@ def load_checkpoint_config(path: str | Path) -> dict[str, Any]:
 
 
 def _read_safetensors(path: Path, what: str) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise InputError(f"{what} file is missing", path=path, fix=_FIX)
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise InputError(f"{what} file is not a readable safetensors file ({exc})", path=path,
-                         fix=_FIX) from exc
+    return read_safetensors(path, what, _FIX)
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu"

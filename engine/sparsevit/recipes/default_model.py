@@ -218,6 +218,15 @@ def main(argv=None) -> int:
 
 def model_card(c: dict) -> str:
     cl, pm, sg, w = c["classifier"], c["pseudomasks"], c["segmenter"], c.get("real_scene_check", {})
+    refine_note = ""
+    if sg["test_miou"] < pm.get("test_miou_relabel", pm["test_miou"]):
+        zero = [k for k, v in sg["per_class_iou"].items() if v is not None and v < 0.01]
+        refine_note = (f"- Refinement did not pay off in this recipe: the segmenter's test mIoU "
+                       f"({sg['test_miou']:.3f}) is below that of the masks it learnt from "
+                       f"({pm.get('test_miou_relabel', pm['test_miou']):.3f}); it never predicts "
+                       f"{', '.join(zero) or 'no class'}. The pseudomask output of `predict` is "
+                       f"the better map for those classes. More refinement epochs and scenes are "
+                       f"the first thing to try (see the benchmarks).\n")
     per_class = "\n".join(f"| {k} | {v:.3f} |" if v is not None else f"| {k} | - |"
                           for k, v in sg["per_class_iou"].items())
     return f"""# SparseViT default model (EuroSAT-mosaic, 10 classes)
@@ -262,7 +271,7 @@ Real-scene check ({w.get('scene', '-')}): water IoU {w.get('water_iou', float('n
 overall accuracy {w.get('overall_accuracy', float('nan')):.3f}.
 
 ## Known limitations
-- Trained on mosaics of 64x64 EuroSAT patches from European scenes: region shapes, seasons and
+{refine_note}- Trained on mosaics of 64x64 EuroSAT patches from European scenes: region shapes, seasons and
   sensors of real scenes differ; treat maps as a first pass, not as a validated product.
 - EuroSAT classes are not a land-cover nomenclature: Highway/Industrial/Residential are
   context classes learnt from whole patches; no wetlands, bare soil, snow or clouds.

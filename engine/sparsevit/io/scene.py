@@ -207,8 +207,29 @@ def _name_from_tags(tags: dict, normalize) -> str | None:
 
 # --------------------------------------------------------------------------------------------
 # Sentinel-2
+class _OpenSources:
+    """Open files and warped views kept between window reads (``_handles``: ``("file", path)``
+    -> dataset, band name -> (dataset or WarpedVRT, index, mode)); a context manager."""
+
+    def close(self) -> None:
+        # Close warped views before the files they read from.
+        for key, handle in list(self._handles.items()):
+            if not isinstance(key, tuple) and isinstance(handle[0], WarpedVRT):
+                handle[0].close()
+        for key, handle in list(self._handles.items()):
+            if isinstance(key, tuple):
+                handle.close()
+        self._handles.clear()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 @dataclass
-class S2Scene:
+class S2Scene(_OpenSources):
     """Sentinel-2 bands found in the input, on one target grid.
 
     Use as a context manager (or call :meth:`close`): sources stay open between window reads.
@@ -306,21 +327,6 @@ class S2Scene:
         data[:, ~valid] = 0
         return data, valid
 
-    def close(self) -> None:
-        # Close warped views before the files they read from.
-        for key, handle in list(self._handles.items()):
-            if not isinstance(key, tuple) and handle[0] is not None and isinstance(handle[0], WarpedVRT):
-                handle[0].close()
-        for key, handle in list(self._handles.items()):
-            if isinstance(key, tuple):
-                handle.close()
-        self._handles.clear()
-
-    def __enter__(self) -> "S2Scene":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def _s2_candidates(files: list[Path], band_order: Sequence[str] | None
@@ -440,7 +446,7 @@ def open_s2(inputs: str | Path | Sequence[str | Path], band_order: Sequence[str]
 # --------------------------------------------------------------------------------------------
 # Sentinel-1
 @dataclass
-class S1Scene:
+class S1Scene(_OpenSources):
     """Sentinel-1 VV/VH, read in dB on ``grid`` (the S2 grid when aligned to one)."""
 
     inputs: list[Path]
@@ -498,20 +504,6 @@ class S1Scene:
         data[:, ~valid] = 0
         return data, valid
 
-    def close(self) -> None:
-        for key, handle in list(self._handles.items()):
-            if not isinstance(key, tuple) and isinstance(handle[0], WarpedVRT):
-                handle[0].close()
-        for key, handle in list(self._handles.items()):
-            if isinstance(key, tuple):
-                handle.close()
-        self._handles.clear()
-
-    def __enter__(self) -> "S1Scene":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def _s1_sources(files: list[Path]) -> tuple[dict[str, BandSource], list[str]]:

@@ -7,7 +7,7 @@
 The big rasters are VRTs that repeat the bundled Sen1Floods11 sample (real S2 pixels) on a
 10 m UTM grid, so a full 110 x 110 km tile needs no 3 GB download or file. Each prediction runs
 in a child process (``python -m sparsevit predict``, the path the plugin uses); its peak RSS is
-the child's ``ru_maxrss`` from ``os.wait4``. Writes benchmarks/results/predict.json + .md.
+the child's VmHWM, polled from /proc every 0.2 s. Writes benchmarks/results/predict.json + .md.
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -65,16 +66,33 @@ def run_predict(raster: Path, out: Path, model: Path, threads: int, extra=()) ->
            "--model", str(model), "--threads", str(threads), "--overwrite", *extra]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # the child's own high-water mark (VmHWM); ru_maxrss from wait4 would start at this
+    # process's peak, inherited across fork+exec
+    hwm = {"kb": 0}
+
+    def poll():
+        while proc.poll() is None:
+            try:
+                with open(f"/proc/{proc.pid}/status") as f:
+                    kb = next(int(l.split()[1]) for l in f if l.startswith("VmHWM"))
+                hwm["kb"] = max(hwm["kb"], kb)
+            except (OSError, StopIteration, ValueError):
+                pass
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=poll, daemon=True)
+    watcher.start()
     stdout_lines = []
     for line in proc.stdout:  # drain as it comes: a full pipe would stall the child
         stdout_lines.append(line)
     _, status, usage = os.wait4(proc.pid, 0)
+    watcher.join(timeout=1)
     seconds = time.perf_counter() - t0
     err = proc.stderr.read()
     if status != 0:
         raise RuntimeError(f"predict failed ({status}): {err[-2000:]}")
     result = next(json.loads(l) for l in stdout_lines if '"event": "result"' in l)
-    return {"seconds": round(seconds, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+    return {"seconds": round(seconds, 2), "peak_rss_mb": round(hwm["kb"] / 1024, 1),
             "km2": result["km2"], "tiles": result["counts"]["tiles"],
             "engine_seconds": result["seconds"], "device": result["device"]}
 

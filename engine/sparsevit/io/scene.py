@@ -211,6 +211,13 @@ class _OpenSources:
     """Open files and warped views kept between window reads (``_handles``: ``("file", path)``
     -> dataset, band name -> (dataset or WarpedVRT, index, mode)); a context manager."""
 
+    def _file(self, path: Path):
+        """The open dataset of ``path``: one per file, shared by the bands it holds."""
+        key = ("file", path)
+        if key not in self._handles:
+            self._handles[key] = _open(path)
+        return self._handles[key]
+
     def close(self) -> None:
         # Close warped views before the files they read from.
         for key, handle in list(self._handles.items()):
@@ -274,9 +281,7 @@ class S2Scene(_OpenSources):
     def _reader(self, name: str):
         if name not in self._handles:
             src = self.bands[name]
-            ds = self._handles.get(("file", src.path))
-            if ds is None:
-                ds = self._handles[("file", src.path)] = _open(src.path)
+            ds = self._file(src.path)
             if src.grid.same_as(self.grid):
                 self._handles[name] = (ds, src.index, None)
             elif src.grid.crs is None or self.grid.crs is None:
@@ -470,9 +475,7 @@ class S1Scene(_OpenSources):
     def _reader(self, name: str):
         if name not in self._handles:
             src = self.bands[name]
-            ds = self._handles.get(("file", src.path))
-            if ds is None:
-                ds = self._handles[("file", src.path)] = _open(src.path)
+            ds = self._file(src.path)
             if src.grid.same_as(self.grid):
                 self._handles[name] = (ds, src.index)
             else:

@@ -6,14 +6,13 @@ import re
 from pathlib import Path
 
 import numpy as np
-import rasterio
 from affine import Affine
-from rasterio.crs import CRS
 
 from sparsevit.bands import S2_BANDS_NO_CIRRUS
 from sparsevit.cli import main
 
-UTM = CRS.from_epsg(32633)
+from fixtures.rasters import UTM
+from fixtures.rasters import write_raster as _write_raster
 T10 = Affine(10, 0, 500000, 0, -10, 5000000)
 # `sparsevit <cmd>: error: <path>: <problem>. <fix>.` -- the shape the plugin shows verbatim;
 # a cancelled run names no file (`... error: run cancelled; no output was written. <fix>.`).
@@ -21,18 +20,8 @@ ERROR_LINE = re.compile(r"^sparsevit (\w+): error: (.+)\. (.+)\.$")
 
 
 def write_raster(path, data, transform=T10, crs=UTM, nodata=None, descriptions=None, dtype=None):
-    data = np.asarray(data)
-    if data.ndim == 2:
-        data = data[None]
-    profile = dict(driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0],
-                   dtype=dtype or data.dtype.name, transform=transform, nodata=nodata)
-    if crs is not None:
-        profile["crs"] = crs
-    with rasterio.open(path, "w", **profile) as ds:
-        ds.write(data)
-        for i, d in enumerate(descriptions or [], start=1):
-            ds.set_band_description(i, d)
-    return Path(path)
+    return _write_raster(path, data, transform, crs=crs, nodata=nodata, descriptions=descriptions,
+                         dtype=dtype)
 
 
 def s2_data(size=64, seed=0, bands=12):

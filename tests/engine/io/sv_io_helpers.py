@@ -5,11 +5,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
-import rasterio
 from affine import Affine
-from rasterio.crs import CRS
 
-UTM = CRS.from_epsg(32633)
+from fixtures.rasters import UTM, write_raster  # noqa: F401  (re-exported for the io tests)
 
 
 @dataclass
@@ -28,21 +26,6 @@ class Scheme:
 
 
 
-def write_raster(path, data, transform, crs=UTM, nodata=None, descriptions=None, tags=None):
-    data = np.asarray(data)
-    if data.ndim == 2:
-        data = data[None]
-    profile = dict(driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0],
-                   dtype=data.dtype.name, transform=transform, nodata=nodata)
-    if crs is not None:
-        profile["crs"] = crs
-    with rasterio.open(path, "w", **profile) as ds:
-        ds.write(data)
-        for i, d in enumerate(descriptions or [], start=1):
-            ds.set_band_description(i, d)
-        for i, t in (tags or {}).items():
-            ds.update_tags(i, **t)
-    return path
 
 
 def s2_folder(tmp_path, names=("B02", "B03", "B04", "B08", "B05", "B11", "B01"), pattern="{}.tif",

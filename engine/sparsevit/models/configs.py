@@ -30,6 +30,9 @@ class ModelConfig:
     gate_zeta: float = 1.1
     straight_through: bool = True
     keep_heads_in_last: int = 0  # the last K blocks each keep >= 1 open head
+    # One class token per class instead of one CLS token (Hanna & Borth, ICCV 2025; MCTformer):
+    # class c's logit is read from token c, and its attention to the patches is c's map.
+    class_tokens: bool = False
     # Set by physical pruning: heads left per block and their indices in the unpruned model.
     heads_per_block: list[int] | None = None
     head_ids: list[list[int]] | None = None
@@ -53,6 +56,11 @@ class ModelConfig:
     @property
     def s2_chans(self) -> int:
         return len(self.s2_bands)
+
+    @property
+    def num_prefix_tokens(self) -> int:
+        """Tokens before the patch tokens: the CLS token, or one class token per class."""
+        return self.num_classes if self.class_tokens else 1
 
     @property
     def in_chans(self) -> int:

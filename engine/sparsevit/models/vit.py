@@ -25,29 +25,35 @@ from .gates import HeadGates
 class AttentionMaps:
     """Attention probabilities of one block, for the heads it still has.
 
-    ``probs[b, h, i, j]``: token i attends to token j; token 0 is CLS, tokens 1.. are patches in
-    row-major order over ``grid``. ``head_ids`` are indices in the unpruned model; ``gate`` is the
-    eval gate of each head (1 open, 0 closed).
+    ``probs[b, h, i, j]``: token i attends to token j; the first ``prefix`` tokens are the CLS
+    token (prefix 1) or the class tokens (prefix K), the rest are patches in row-major order over
+    ``grid``. ``head_ids`` are indices in the unpruned model; ``gate`` is the eval gate of each
+    head (1 open, 0 closed).
     """
     block: int
     head_ids: torch.Tensor
     gate: torch.Tensor
     probs: torch.Tensor
     grid: tuple[int, int]
+    prefix: int = 1
 
     def cls_to_patch(self) -> torch.Tensor:
-        """[B, h, gh, gw]"""
-        b, h = self.probs.shape[:2]
-        return self.probs[:, :, 0, 1:].reshape(b, h, *self.grid)
+        """[B, h, gh, gw]: the CLS token's map (with class tokens: their mean)."""
+        return self.class_to_patch().mean(dim=2)
+
+    def class_to_patch(self) -> torch.Tensor:
+        """[B, h, prefix, gh, gw]: each prefix token's attention to the patches."""
+        b, h, p = self.probs.shape[0], self.probs.shape[1], self.prefix
+        return self.probs[:, :, :p, p:].reshape(b, h, p, *self.grid)
 
     def patch_to_patch(self) -> torch.Tensor:
         """[B, h, N, N]"""
-        return self.probs[:, :, 1:, 1:]
+        return self.probs[:, :, self.prefix:, self.prefix:]
 
     def open_only(self) -> "AttentionMaps":
         keep = self.gate > 0.5
         return AttentionMaps(self.block, self.head_ids[keep], self.gate[keep],
-                             self.probs[:, keep], self.grid)
+                             self.probs[:, keep], self.grid, self.prefix)
 
 
 class GatedAttention(nn.Module):
@@ -118,8 +124,10 @@ class SparseViT(nn.Module):
         self.patch_embed_s1 = nn.Conv2d(2, d, kernel_size=p, stride=p) if c.has_s1 else None
         g = math.ceil(c.img_size / p)
         self.base_grid = (g, g)
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
-        self.pos_embed = nn.Parameter(torch.zeros(1, 1 + g * g, d))
+        self.num_prefix_tokens = c.num_prefix_tokens
+        # with class tokens, cls_token holds all K of them: [1, K, D]
+        self.cls_token = nn.Parameter(torch.zeros(1, self.num_prefix_tokens, d))
+        self.pos_embed = nn.Parameter(torch.zeros(1, self.num_prefix_tokens + g * g, d))
         dpr = torch.linspace(0, c.drop_path_rate, c.depth).tolist()
         blocks = []
         for i, nh in enumerate(c.heads_per_block):
@@ -136,7 +144,8 @@ class SparseViT(nn.Module):
 
     def _init_weights(self) -> None:
         trunc_normal_(self.pos_embed, std=0.02)
-        nn.init.normal_(self.cls_token, std=1e-6)
+        # class tokens must start apart, or they stay interchangeable copies of one CLS token
+        nn.init.normal_(self.cls_token, std=0.02 if self.config.class_tokens else 1e-6)
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 trunc_normal_(m.weight, std=0.02)
@@ -156,7 +165,7 @@ class SparseViT(nn.Module):
         if grid == self.base_grid:
             return self.pos_embed
         return resample_abs_pos_embed(self.pos_embed, list(grid), list(self.base_grid),
-                                      num_prefix_tokens=1)
+                                      num_prefix_tokens=self.num_prefix_tokens)
 
     def embed(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         c = self.config
@@ -179,7 +188,7 @@ class SparseViT(nn.Module):
     # --- forward ----------------------------------------------------------------------------
     def forward_tokens(self, x: torch.Tensor, return_attention: int = 0
                        ) -> tuple[torch.Tensor, list[AttentionMaps]]:
-        """Final normalised tokens [B, 1+N, D] and the attention of the last K blocks."""
+        """Final normalised tokens [B, prefix+N, D] and the attention of the last K blocks."""
         tok, grid = self.embed(x)
         depth = len(self.blocks)
         maps: list[AttentionMaps] = []
@@ -192,15 +201,24 @@ class SparseViT(nn.Module):
                     head_ids=torch.tensor(self.config.head_ids[i], dtype=torch.long),
                     gate=blk.attn.gates.eval_gate().detach().cpu() if blk.attn.gates is not None
                     else torch.ones(blk.attn.num_heads),
-                    probs=probs, grid=grid))
+                    probs=probs, grid=grid, prefix=self.num_prefix_tokens))
         return self.norm(tok), maps
+
+    def logits_from_tokens(self, tok: torch.Tensor) -> torch.Tensor:
+        """Logits [B, K] from normalised tokens whose first ``num_prefix_tokens`` are CLS/class
+        tokens. With class tokens, class c's logit is row c of the head applied to token c only
+        (the head's diagonal), so each token must carry its own class's evidence."""
+        if not self.config.class_tokens:
+            return self.head(tok[:, 0])
+        k = self.config.num_classes
+        return (tok[:, :k] * self.head.weight).sum(-1) + self.head.bias
 
     def forward(self, x: torch.Tensor, return_attention: int = 0
                 ) -> torch.Tensor | tuple[torch.Tensor, list[AttentionMaps]]:
         """Logits [B, num_classes]; with ``return_attention=K`` also the attention maps of the
         last K blocks (blocks without heads are absent from the list)."""
         tok, maps = self.forward_tokens(x, return_attention)
-        logits = self.head(tok[:, 0])
+        logits = self.logits_from_tokens(tok)
         return (logits, maps) if return_attention else logits
 
     # --- gates ------------------------------------------------------------------------------

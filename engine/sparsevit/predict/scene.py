@@ -286,6 +286,8 @@ def _run_tiles(bundle: ModelBundle, scene, s1_scene, window: Window, grid: Grid,
                 mask = make_pseudomask(pm.method, ev.probs[k], size,
                                        head_maps=ev.head_maps[k] if need_heads else None,
                                        class_maps=ev.gradcam[k] if ev.gradcam is not None else None,
+                                       class_attention=(ev.class_attention[k] if ev.class_attention
+                                                        is not None else None),
                                        threshold=pm.threshold, **pm.options)
                 counts["fallback_tiles"] += bool(mask.info.get("fallback"))
                 if seg_probs is not None:

@@ -4,6 +4,8 @@
 * ``head_maps``: CLS->patch attention of the OPEN heads of the last ``attn_blocks`` blocks,
   one array ``[heads, gh, gw]`` per image (closed heads contribute nothing to the output, so
   their maps are noise).
+* ``class_attention [B, K, gh, gw]`` (class-token models only): each class token's attention to
+  the patches, averaged over the open heads of the last ``attn_blocks`` blocks.
 * ``gradcam [B, K, gh, gw]``: Grad-CAM of every class, taken at the INPUT of the last block. The
   last block's output patch tokens get exactly zero gradient from a CLS-token classifier (only
   the CLS token reaches the head), so the classic "last layer" choice would give empty maps.
@@ -28,17 +30,18 @@ class ClassifierEvidence:
     head_ids: list[tuple[int, int]]  # (block, head) of each map row, same for every image
     gradcam: np.ndarray | None  # [B, K, gh, gw]
     grid: tuple[int, int]
+    class_attention: np.ndarray | None = None  # [B, K, gh, gw], class-token models only
 
 
-def _last_block_cls(blk, tok: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The last block computed for the CLS token only (eval mode).
+def _last_block_cls(blk, tok: torch.Tensor, prefix: int = 1) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The last block computed for the CLS (or class) tokens only (eval mode).
 
-    Only the CLS output reaches the head, so its query, attention row, projection and MLP are all
-    the logits need; the other N queries and N MLP rows would cost most of the block's forward
-    and of every Grad-CAM backward for nothing. Returns (CLS token [B,1,D], CLS attention row
-    [B,H,1,1+N]).
+    Only those outputs reach the head, so their queries, attention rows, projection and MLP are
+    all the logits need; the other N queries and N MLP rows would cost most of the block's
+    forward and of every Grad-CAM backward for nothing. Returns (prefix tokens [B,P,D], their
+    attention rows [B,H,P,P+N]).
     """
-    cls = tok[:, :1]
+    cls = tok[:, :prefix]
     if blk.attn is None:
         x = cls + blk.attn_bias
         return x + blk.mlp(blk.norm2(x)), None
@@ -48,14 +51,14 @@ def _last_block_cls(blk, tok: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor 
     w, bias = a.qkv.weight, a.qkv.bias
     bq, bk, bv = (None, None, None) if bias is None else (bias[:inner], bias[inner:2 * inner], bias[2 * inner:])
     b, n, _ = tok.shape
-    q = F.linear(h[:, :1], w[:inner], bq).reshape(b, 1, a.num_heads, a.head_dim).transpose(1, 2)
+    q = F.linear(h[:, :prefix], w[:inner], bq).reshape(b, prefix, a.num_heads, a.head_dim).transpose(1, 2)
     k = F.linear(h, w[inner:2 * inner], bk).reshape(b, n, a.num_heads, a.head_dim).transpose(1, 2)
     v = F.linear(h, w[2 * inner:], bv).reshape(b, n, a.num_heads, a.head_dim).transpose(1, 2)
-    probs = (q * a.scale @ k.transpose(-2, -1)).softmax(dim=-1)  # [B,H,1,N]
+    probs = (q * a.scale @ k.transpose(-2, -1)).softmax(dim=-1)  # [B,H,P,P+N]
     out = probs @ v
     if a.gates is not None:
         out = out * a.gates().to(out.dtype).view(1, -1, 1, 1)
-    x = cls + a.proj(out.transpose(1, 2).reshape(b, 1, inner))
+    x = cls + a.proj(out.transpose(1, 2).reshape(b, prefix, inner))
     return x + blk.mlp(blk.norm2(x)), probs
 
 
@@ -68,7 +71,9 @@ def classifier_evidence(model: SparseViT, x: torch.Tensor, attn_blocks: int = 1,
     blocks = model.blocks
     depth = len(blocks)
     first_attn = depth - attn_blocks
-    maps, ids = [], []
+    prefix = model.num_prefix_tokens
+    class_tokens = model.config.class_tokens
+    maps, ids, class_maps = [], [], []
 
     def keep(blk_index: int, probs: torch.Tensor | None, blk) -> None:
         if probs is None or blk.attn is None:
@@ -77,8 +82,13 @@ def classifier_evidence(model: SparseViT, x: torch.Tensor, attn_blocks: int = 1,
                 else torch.ones(blk.attn.num_heads))
         sel = (gate > 0.5) if open_only else torch.ones_like(gate, dtype=torch.bool)
         head_ids = model.config.head_ids[blk_index]
-        cls = probs[:, :, 0, 1:].detach()[:, sel.to(probs.device)]
-        maps.append(cls)
+        sel = sel.to(probs.device)
+        # CLS->patch per open head; with class tokens their mean (one map per head, as the
+        # clustering methods expect) and, separately, each class token's own map
+        rows = probs[:, :, :prefix, prefix:].detach()[:, sel]  # [B, h, P, N]
+        maps.append(rows.mean(dim=2))
+        if class_tokens and rows.shape[1]:
+            class_maps.append(rows.mean(dim=1))  # [B, K, N]
         ids.extend((blk_index, head_ids[h]) for h in torch.nonzero(sel).flatten().tolist())
 
     with torch.no_grad():
@@ -88,8 +98,8 @@ def classifier_evidence(model: SparseViT, x: torch.Tensor, attn_blocks: int = 1,
             keep(i, probs, blk)
     with torch.set_grad_enabled(gradcam):
         tok_in = tok.detach().requires_grad_(gradcam)
-        out, probs = _last_block_cls(blocks[-1], tok_in)
-        logits = model.head(model.norm(out)[:, 0])
+        out, probs = _last_block_cls(blocks[-1], tok_in, prefix)
+        logits = model.logits_from_tokens(model.norm(out))
         if attn_blocks > 0:
             keep(depth - 1, probs, blocks[-1])
         cams = None
@@ -105,8 +115,8 @@ def classifier_evidence(model: SparseViT, x: torch.Tensor, attn_blocks: int = 1,
                 seeds = torch.zeros(len(wanted), logits.shape[0], k, dtype=logits.dtype, device=logits.device)
                 seeds[torch.arange(len(wanted)), :, torch.tensor(wanted)] = 1.0
                 (g,) = torch.autograd.grad(logits, tok_in, grad_outputs=seeds, is_grads_batched=True)
-                g = g[:, :, 1:].transpose(0, 1)  # [B, W, N, D], patch tokens only
-                act = tok_in.detach()[:, 1:]  # [B, N, D]
+                g = g[:, :, prefix:].transpose(0, 1)  # [B, W, N, D], patch tokens only
+                act = tok_in.detach()[:, prefix:]  # [B, N, D]
                 weights = g.mean(dim=2, keepdim=True)  # channel importance, averaged over tokens
                 cam = torch.relu((weights * act.unsqueeze(1)).sum(-1))  # [B, W, N]
                 cams[:, wanted] = cam.reshape(x.shape[0], len(wanted), *grid).float().cpu()
@@ -117,10 +127,17 @@ def classifier_evidence(model: SparseViT, x: torch.Tensor, attn_blocks: int = 1,
         allmaps = torch.cat(maps, dim=1).reshape(b, -1, gh, gw).float().cpu().numpy()
     else:
         allmaps = np.zeros((b, 0, gh, gw), np.float32)
+    class_attention = None
+    if class_tokens:
+        if class_maps:  # mean over the blocks that had open heads
+            class_attention = torch.stack(class_maps).mean(0).reshape(b, -1, gh, gw).float().cpu().numpy()
+        else:
+            class_attention = np.zeros((b, model.config.num_classes, gh, gw), np.float32)
     return ClassifierEvidence(
         probs=torch.sigmoid(logits.detach().float()).cpu().numpy(),
         head_maps=[allmaps[i] for i in range(b)],
         head_ids=ids,
         gradcam=cams,
         grid=grid,
+        class_attention=class_attention,
     )

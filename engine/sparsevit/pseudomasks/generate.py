@@ -17,7 +17,8 @@ from ..progress import Progress, null_progress
 from .extract import ClassifierEvidence, classifier_evidence
 from .postprocess import IGNORE_INDEX, PseudoMask, make_pseudomask, top1_fill
 
-NEEDS_HEADS = {"attention_faithful", "attention", "attention_weighted"}
+NEEDS_HEADS = {"attention_faithful", "attention", "attention_weighted", "attention_class_tokens"}
+NEEDS_CLASS_TOKENS = {"attention_class_tokens"}
 NEEDS_GRADCAM = {"gradcam", "attention", "attention_weighted"}
 
 
@@ -34,6 +35,10 @@ def pseudomasks_for_batch(model: SparseViT, x: torch.Tensor, opts: PseudomaskOpt
                           ) -> tuple[list[dict[str, PseudoMask]], ClassifierEvidence]:
     """``x``: normalised batch [B,C,H,W]. Returns one {method: PseudoMask} per image."""
     methods = list(opts.methods)
+    if not model.config.class_tokens and NEEDS_CLASS_TOKENS.intersection(methods):
+        raise ValueError("pseudomask method attention_class_tokens needs a classifier trained with "
+                         "class tokens (model config class_tokens=true); choose another method "
+                         "or train one with `sparsevit train --class-tokens`")
     need_heads = any(m in NEEDS_HEADS for m in methods)
     need_cam = any(m in NEEDS_GRADCAM for m in methods)
     ev = classifier_evidence(model, x, attn_blocks=opts.attn_blocks if need_heads else 0,
@@ -46,6 +51,7 @@ def pseudomasks_for_batch(model: SparseViT, x: torch.Tensor, opts: PseudomaskOpt
             try:
                 pm = make_pseudomask(m, ev.probs[i], size, head_maps=ev.head_maps[i],
                                      class_maps=None if ev.gradcam is None else ev.gradcam[i],
+                                     class_attention=None if ev.class_attention is None else ev.class_attention[i],
                                      threshold=opts.threshold, **opts.method_options.get(m, {}))
             except ValueError as exc:  # keep the image: top-1 mask, all uncertain, reason kept
                 pm = top1_fill(ev.probs[i], size)

@@ -16,6 +16,9 @@ Methods (see :data:`METHODS`):
 ``attention_weighted``
     No clustering: each predicted class gets an evidence-weighted average of the head maps;
     arg-max with an uncertainty margin.
+``attention_class_tokens`` (:func:`from_class_attention`)
+    Class-token models only: arg-max over the predicted classes' own class-token attention maps
+    (Hanna & Borth 2025). No clustering and no cluster-to-class assignment at all.
 ``gradcam`` (:func:`from_class_maps`)
     Arg-max over the predicted classes' normalised evidence maps: the Grad-CAM baseline.
 ``top1_fill``
@@ -302,8 +305,26 @@ def from_class_maps(class_maps: np.ndarray, probs: np.ndarray, size: tuple[int, 
     then upsampled. Confidence is the winning normalised value; below ``min_confidence`` the
     pixel is uncertain (no class has evidence there).
     """
-    probs, size, classes, fallback, info = _start("gradcam", probs, size, threshold)
-    class_maps = _stack(class_maps, "class_maps", len(probs))
+    return _argmax_of_maps("gradcam", class_maps, "class_maps", probs, size, threshold, min_confidence)
+
+
+@_one_thread
+def from_class_attention(class_attention: np.ndarray, probs: np.ndarray, size: tuple[int, int],
+                         threshold: float = 0.5, *, min_confidence: float = 0.0) -> PseudoMask:
+    """Class-token pseudomask: arg-max over the predicted classes' class-token attention maps.
+
+    ``class_attention [K, h, w]``: class token c's attention to the patches (open heads, last
+    blocks). Each predicted class's map is divided by its maximum, so a class whose token
+    attends diffusely is not drowned by one that attends sharply; confidence as in Grad-CAM.
+    """
+    return _argmax_of_maps("attention_class_tokens", class_attention, "class_attention", probs,
+                           size, threshold, min_confidence)
+
+
+def _argmax_of_maps(method: str, class_maps: np.ndarray, name: str, probs: np.ndarray,
+                    size: tuple[int, int], threshold: float, min_confidence: float) -> PseudoMask:
+    probs, size, classes, fallback, info = _start(method, probs, size, threshold)
+    class_maps = _stack(class_maps, name, len(probs))
     if len(classes) == 1:
         return _whole_image(int(classes[0]), probs, size, info)
     ev = normalise_max(np.maximum(class_maps[classes], 0.0))
@@ -344,6 +365,7 @@ METHODS: dict[str, tuple[Callable[..., PseudoMask], tuple[str, ...]]] = {
     "attention_faithful": (attention_faithful, ("head_maps",)),
     "attention": (attention, ("head_maps", "class_maps")),
     "attention_weighted": (attention_weighted, ("head_maps", "class_maps")),
+    "attention_class_tokens": (from_class_attention, ("class_attention",)),
     "gradcam": (from_class_maps, ("class_maps",)),
     "top1_fill": (top1_fill, ()),
 }
@@ -351,16 +373,19 @@ METHODS: dict[str, tuple[Callable[..., PseudoMask], tuple[str, ...]]] = {
 
 def make_pseudomask(method: str, probs: np.ndarray, size: tuple[int, int], *,
                     head_maps: np.ndarray | None = None, class_maps: np.ndarray | None = None,
-                    **options: Any) -> PseudoMask:
+                    class_attention: np.ndarray | None = None, **options: Any) -> PseudoMask:
     """Dispatch by method name (for the CLI and batch drivers); ``options`` go to the method."""
     if method not in METHODS:
         raise ValueError(f"unknown pseudomask method {method!r}; choose one of {sorted(METHODS)}")
     func, needs = METHODS[method]
-    _needs(*needs)({"head_maps": head_maps, "class_maps": class_maps})
+    _needs(*needs)({"head_maps": head_maps, "class_maps": class_maps,
+                    "class_attention": class_attention})
     if method == "top1_fill":
         return func(probs, size)
     if method == "gradcam":
         return func(class_maps, probs, size, **options)
+    if method == "attention_class_tokens":
+        return func(class_attention, probs, size, **options)
     if method == "attention_faithful":
         return func(head_maps, probs, size, **options)
     return func(head_maps, probs, class_maps, size, **options)

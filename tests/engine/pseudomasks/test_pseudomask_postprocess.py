@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from sparsevit.pseudomasks import (METHODS, attention, attention_faithful, attention_weighted,
-                                   from_class_maps, make_pseudomask, top1_fill)
+                                   from_class_attention, from_class_maps, make_pseudomask,
+                                   top1_fill)
 
 TOK = 16
 SIZE = (64, 64)
@@ -54,7 +55,9 @@ PROBS = np.array([0.05, 0.2, 0.9, 0.1, 0.3, 0.7])  # predicted: 2 (most probable
 # --- n = 0 and n = 1 paths --------------------------------------------------------------------
 
 def _call(method, probs, heads, ev):
-    return make_pseudomask(method, probs, SIZE, head_maps=heads, class_maps=ev)
+    # class-token attention is non-negative like the shares of a softmax row
+    return make_pseudomask(method, probs, SIZE, head_maps=heads, class_maps=ev,
+                           class_attention=np.abs(ev))
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))
@@ -227,6 +230,8 @@ def test_bad_inputs_are_rejected():
     heads = heads_two_regions(np.random.default_rng(0))
     with pytest.raises(ValueError, match="needs class_maps"):
         make_pseudomask("attention", PROBS, SIZE, head_maps=heads)
+    with pytest.raises(ValueError, match="needs class_attention"):
+        make_pseudomask("attention_class_tokens", PROBS, SIZE, head_maps=heads)
     with pytest.raises(ValueError, match="unknown pseudomask method"):
         make_pseudomask("nope", PROBS, SIZE)
     with pytest.raises(ValueError, match="one per class"):
@@ -254,3 +259,18 @@ def test_many_classes_use_wider_labels_and_ignore_stays_distinct():
     assert pm.labels.dtype == np.int32
     assert set(np.unique(pm.labels)) == {7, 256}
     assert 255 not in set(np.unique(pm.labels))
+
+
+def test_class_attention_recovers_regions_of_unequal_strength():
+    # class 5's token attends diffusely (low values), class 2's sharply: per-class max
+    # normalisation still gives each its own region
+    a, b = regions()
+    att = np.zeros((6, TOK, TOK))
+    att[2][a] = 0.02
+    att[5][b] = 0.002
+    att += np.random.default_rng(1).random(att.shape) * 1e-4
+    pm = from_class_attention(att, PROBS, SIZE)
+    ta, tb = (upsample_truth(r) for r in regions())
+    assert (pm.labels[ta] == 2).mean() > 0.95 and (pm.labels[tb] == 5).mean() > 0.95
+    assert pm.info["method"] == "attention_class_tokens"
+    assert set(pm.info["classes_present"]) == {2, 5}

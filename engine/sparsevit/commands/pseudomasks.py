@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from ..datasets.factory import DATASETS
-from ..errors import OutputError
+from ..errors import InputError, OutputError
 from ..progress import Progress
 
-ALL_METHODS = ("top1_fill", "gradcam", "attention_faithful", "attention", "attention_weighted")
+ALL_METHODS = ("top1_fill", "gradcam", "attention_faithful", "attention", "attention_weighted",
+               "attention_class_tokens")
 
 
 def register(subparsers) -> None:
@@ -39,6 +40,9 @@ def register(subparsers) -> None:
     p.add_argument("--relabel", action="store_true", help="also the relabel pass on 'attention'")
     p.add_argument("--ignore-uncertain", action="store_true",
                    help="write uncertain pixels as 255 (for training a segmenter on them)")
+    p.add_argument("--use-image-labels", action="store_true",
+                   help="build each mask from the scene's KNOWN image-level labels instead of the "
+                        "classifier's predicted set (training scenes, before refinement)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--out", required=True, help="output folder (created; must be empty)")
     p.set_defaults(func=run)
@@ -58,6 +62,10 @@ def run(args, progress: Progress) -> int:
     if bad:
         raise OutputError(f"unknown method(s) {', '.join(bad)}", fix=f"use {', '.join(ALL_METHODS)}")
     bundle = load_bundle(args.model)
+    if "attention_class_tokens" in methods and not bundle.classifier.config.class_tokens:
+        raise InputError("attention_class_tokens needs a classifier trained with class tokens",
+                         path=args.model, fix="train one with `sparsevit train --class-tokens` "
+                         "or choose another method")
     ds = open_dataset(args.dataset, args.data, args.split, s1=bundle.has_s1, scenes=args.scenes,
                       seed=args.seed)
     out = Path(args.out)
@@ -73,7 +81,7 @@ def run(args, progress: Progress) -> int:
     colormap = {i: tuple(int(c[j:j + 2], 16) for j in (1, 3, 5)) for i, c in enumerate(ds.scheme.colors)}
     for sample, masks in iter_dataset_pseudomasks(bundle.classifier, bundle.normalizer, ds, opts,
                                                   batch_size=args.batch_size, use_s1=bundle.has_s1,
-                                                  progress=progress):
+                                                  progress=progress, use_image_labels=args.use_image_labels):
         rec = {"id": sample.id}
         for m, pm in masks.items():
             labels = pm.with_ignore() if args.ignore_uncertain else pm.labels
@@ -94,7 +102,8 @@ def run(args, progress: Progress) -> int:
         per_image.append(rec)
     scores = {m: ev.summary() for m, ev in evals.items()}
     doc = {"model": str(args.model), "dataset": args.dataset, "data": str(args.data),
-           "split": args.split, "methods": list(methods) + [f"{m}_relabel" for m in relabel],
+           "split": args.split, "classes_from": "image labels" if args.use_image_labels else "classifier",
+           "methods": list(methods) + [f"{m}_relabel" for m in relabel],
            "images": len(per_image), "scores": scores, "per_image": per_image}
     write_text_atomic(out / "pseudomasks.json", json.dumps(doc, indent=2, default=float))
     summary = {m: {"miou": s["scores"]["miou"], "images": s["counts"]["images"],

@@ -44,6 +44,8 @@ def register(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--crop", type=int, default=128)
+    p.add_argument("--class-weighting", choices=("none", "balanced"), default="balanced",
+                   help="balanced: cross-entropy weighted by inverse label frequency (default)")
     p.add_argument("--ignore-below", type=float, default=0.5,
                    help="next-iteration masks: softmax confidence below this -> ignore")
     p.add_argument("--no-evaluate", action="store_true", help="skip scoring on the test split")
@@ -93,7 +95,8 @@ def run(args, progress: Progress) -> int:
     cfg = RefineConfig(segmenter=args.segmenter, iterations=args.iterations,
                        ignore_below=args.ignore_below, crop=args.crop or None,
                        train=SegTrainConfig(epochs=args.epochs, batch_size=args.batch_size,
-                                            lr=args.lr, seed=args.seed))
+                                            lr=args.lr, seed=args.seed,
+                                            class_weighting=args.class_weighting))
     in_ch = len(cls.s2_bands) + (2 if cls.has_s1 else 0)
     report = {"config": cfg.to_dict(), "dataset": args.dataset, "scenes": len(train_ds),
               "masks": args.masks or "true masks", "iterations": {}}

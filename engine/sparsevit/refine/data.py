@@ -35,6 +35,16 @@ class MaskedSceneDataset(Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
+    def label_counts(self) -> np.ndarray:
+        """Labelled pixels per class over all scenes (255 = ignore not counted)."""
+        k = self.dataset.scheme.num_classes
+        counts = np.zeros(k, dtype=np.int64)
+        for i in range(len(self.dataset)):
+            s = self.dataset[i]
+            m = np.asarray(s.mask if self.masks is None else self.masks[s.id]).ravel()
+            counts += np.bincount(m[m < k], minlength=k)[:k]
+        return counts
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         s = self.dataset[index]
         mask = s.mask if self.masks is None else self.masks[s.id]

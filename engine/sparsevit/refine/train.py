@@ -24,6 +24,10 @@ class SegTrainConfig:
     weight_decay: float = 1e-4
     warmup_fraction: float = 0.05
     seed: int = 0
+    # "balanced": cross-entropy weights from the labelled-pixel frequencies of the training
+    # masks (median frequency / class frequency, clipped to [0.2, 5]); pseudomasks over-cover
+    # the frequent classes, and an unweighted loss lets rare classes vanish from the map
+    class_weighting: str = "none"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -49,8 +53,14 @@ def train_segmenter(model: nn.Module, dataset: Dataset, cfg: SegTrainConfig,
     loader = DataLoader(data, batch_size=cfg.batch_size, shuffle=True, generator=gen, drop_last=False)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = warmup_cosine(opt, cfg.epochs * len(loader), cfg.warmup_fraction)
-    loss_fn = nn.CrossEntropyLoss(ignore_index=IGNORE)
-    history = {"loss": [], "seconds": 0.0, "images": 0, "skipped_batches": 0}
+    weights = None
+    if cfg.class_weighting == "balanced":
+        weights = balanced_class_weights(label_counts(dataset))
+    elif cfg.class_weighting != "none":
+        raise ValueError(f"class_weighting must be 'none' or 'balanced', got {cfg.class_weighting!r}")
+    loss_fn = nn.CrossEntropyLoss(weight=weights, ignore_index=IGNORE)
+    history = {"loss": [], "seconds": 0.0, "images": 0, "skipped_batches": 0,
+               "class_weights": None if weights is None else [round(float(w), 4) for w in weights]}
     t0 = time.perf_counter()
     model.train()
     with progress.stage(stage, total=cfg.epochs * len(loader)) as st:
@@ -79,6 +89,30 @@ def train_segmenter(model: nn.Module, dataset: Dataset, cfg: SegTrainConfig,
     history["images_per_s"] = round(history["images"] / max(1e-9, history["seconds"]), 2)
     model.eval()
     return history
+
+
+def label_counts(dataset: Dataset) -> np.ndarray:
+    """Labelled pixels per class over the whole (un-augmented) training set."""
+    if hasattr(dataset, "label_counts"):
+        return np.asarray(dataset.label_counts(), dtype=np.float64)
+    counts = np.zeros(0)
+    for i in range(len(dataset)):
+        y = np.asarray(dataset[i][1]).ravel()
+        c = np.bincount(y[y != IGNORE])
+        counts = np.pad(counts, (0, max(0, len(c) - len(counts))))
+        counts[:len(c)] += c
+    return counts
+
+
+def balanced_class_weights(counts: np.ndarray, clip: tuple[float, float] = (0.2, 5.0)) -> torch.Tensor:
+    """median(freq) / freq per class, clipped; classes without pixels get weight 0 (unused)."""
+    counts = np.asarray(counts, dtype=np.float64)
+    present = counts > 0
+    w = np.zeros_like(counts)
+    if present.any():
+        freq = counts[present] / counts[present].sum()
+        w[present] = np.clip(np.median(freq) / freq, *clip)
+    return torch.tensor(w, dtype=torch.float32)
 
 
 @torch.no_grad()

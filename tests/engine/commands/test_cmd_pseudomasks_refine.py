@@ -14,8 +14,10 @@ def test_pseudomasks_then_refine_then_predict(tiny_bundle_root, tmp_path, repo_r
     pm = tmp_path / "pm"
     assert main(["pseudomasks", "--model", str(tiny_bundle_root), "--dataset", "eurosat-mosaic",
                  "--data", data, "--split", "train", "--scenes", "4", "--methods",
-                 "top1_fill,attention", "--relabel", "--ignore-uncertain", "--out", str(pm)]) == 0
+                 "top1_fill,attention", "--relabel", "--ignore-uncertain", "--use-image-labels",
+                 "--out", str(pm)]) == 0
     doc = json.loads((pm / "pseudomasks.json").read_text())
+    assert doc["classes_from"] == "image labels"
     assert doc["images"] == 4 and set(doc["scores"]) == {"top1_fill", "attention", "attention_relabel"}
     for m in doc["scores"].values():
         assert m["counts"]["images"] == 4  # every image counted
@@ -44,3 +46,11 @@ def test_refine_without_masks_for_every_scene_is_a_clear_error(tiny_bundle_root,
     assert code == 2
     err = capsys.readouterr().err
     assert "3 of 3 training scenes have no mask" in err and "sparsevit pseudomasks" in err
+
+
+def test_class_token_method_needs_a_class_token_model(tiny_bundle_root, tmp_path, repo_root, capsys):
+    code = main(["pseudomasks", "--model", str(tiny_bundle_root), "--dataset", "eurosat-mosaic",
+                 "--data", str(repo_root / "data" / "eurosat_ms"), "--scenes", "2",
+                 "--methods", "attention_class_tokens", "--out", str(tmp_path / "o")])
+    assert code == 2
+    assert "class tokens" in capsys.readouterr().err

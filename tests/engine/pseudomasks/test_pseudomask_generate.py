@@ -80,3 +80,24 @@ def test_relabel_keeps_the_partition_and_records_each_region(model):
     left, right = out.labels[:, :16], out.labels[:, 16:]
     assert len(np.unique(left)) == 1 and len(np.unique(right)) == 1
     assert left[0, 0] == out.info["relabel"]["0"] and right[0, 0] == out.info["relabel"]["3"]
+
+
+def test_known_image_labels_decide_the_classes_of_training_masks(model):
+    from sparsevit.pseudomasks.generate import probs_from_image_labels
+    p = np.array([0.9, 0.6, 0.2, 0.05])
+    lifted = probs_from_image_labels(p, np.array([0, 1, 1, 0]), 0.5)
+    assert (lifted[[1, 2]] >= 0.5).all() and (lifted[[0, 3]] < 0.5).all()
+    assert lifted[1] > lifted[2] and lifted[0] > lifted[3]  # order kept within each group
+    np.testing.assert_array_equal(probs_from_image_labels(p, np.zeros(4), 0.5), p)
+
+    x = torch.randn(2, 12, 64, 64)
+    labels = np.array([[0, 0, 1, 1], [1, 0, 0, 0]])
+    opts = PseudomaskOptions(methods=("gradcam", "attention_weighted", "top1_fill"), attn_blocks=2,
+                             relabel=("gradcam",))
+    masks, _ = pseudomasks_for_batch(model, x, opts, labels)
+    for m, lab in zip(masks, labels):
+        for name, pm in m.items():
+            present = set(np.unique(pm.labels).tolist())
+            assert present <= set(np.flatnonzero(lab).tolist()), name
+    assert masks[1]["gradcam"].info["predicted_classes"] == [0]
+    assert masks[0]["gradcam"].info["predicted_classes"] in ([2, 3], [3, 2])

@@ -59,3 +59,19 @@ def test_unknown_segmenter_is_a_clear_error():
     from sparsevit.errors import InputError
     with pytest.raises(InputError, match="unknown segmenter"):
         build_segmenter("nope", 4, 2)
+
+
+def test_balanced_weights_favour_rare_classes_and_skip_absent_ones():
+    from sparsevit.refine.train import balanced_class_weights, label_counts
+    w = balanced_class_weights(np.array([900, 100, 0, 1000]))
+    assert w[2] == 0 and w[1] > w[0] > w[3] * 0.99 and float(w.max()) <= 5.0
+    counts = label_counts(Halves(n=2, size=8, ignore_rows=2))  # generic path: iterate the data
+    assert counts.tolist() == [2 * 6 * 4, 2 * 6 * 4]
+
+
+def test_balanced_training_records_its_weights():
+    m = build_segmenter("unet-r18-small", 4, 2)
+    h = train_segmenter(m, Halves(n=4), SegTrainConfig(epochs=1, batch_size=4, class_weighting="balanced"))
+    assert h["class_weights"] == [1.0, 1.0]
+    with pytest.raises(ValueError, match="class_weighting"):
+        train_segmenter(m, Halves(n=4), SegTrainConfig(epochs=1, class_weighting="inverse"))

@@ -29,3 +29,21 @@ def test_grid_png_has_exact_class_colours(tmp_path):
     im = np.asarray(Image.open(path))
     assert (im.reshape(-1, 3) == [0x12, 0x34, 0x56]).all(1).sum() >= 2 * 32 * 32
     assert not list(tmp_path.glob(".*part*"))
+
+
+def test_scene_report_writes_a_grid_per_scene_and_a_table(tmp_path):
+    from sparsevit.report.scenes import SceneMaps, write_scene_report
+    truth = np.zeros((16, 16), np.uint8)
+    truth[:, 8:] = 1
+    good, bad = truth.copy(), np.zeros_like(truth)
+    scene = SceneMaps(id="a/b 1", rgb=np.zeros((16, 16, 3), np.uint8),
+                      maps={"gradcam": bad, "attention": good}, truth=truth, labels=[0, 1])
+    md = write_scene_report(tmp_path, [scene], ["Forest", "River"], ["#00ff00", "#0000ff"],
+                            scores={"attention": {"miou": 0.5, "overall_accuracy": 0.6,
+                                                  "average_accuracy": 0.7, "images": 3}}, cell=32)
+    text = md.read_text()
+    assert "| attention | 0.5000 | 0.6000 | 0.7000 | 3 |" in text
+    assert "![a/b 1](scene_a_b_1.png)" in text and "Forest, River" in text
+    im = np.asarray(Image.open(tmp_path / "scene_a_b_1.png"))
+    # the River half of the truth and of the right map are drawn in River's exact colour
+    assert (im.reshape(-1, 3) == [0, 0, 255]).all(1).sum() >= 2 * 16 * 32

@@ -14,7 +14,7 @@ def test_train_command_end_to_end_on_eurosat_mosaic(tmp_path, data_dir, capsys):
     code = main(["--json", "train", "--dataset", "eurosat-mosaic", "--data", str(eurosat),
                  "--config", "tiny", "--epochs", "1", "--batch-size", "4", "--crop", "64",
                  "--train-scenes", "8", "--val-scenes", "4", "--lambda-l0", "0.5",
-                 "--keep-heads-in-last", "1", "--out", str(out), "--seed", "1"])
+                 "--keep-heads-in-last", "1", "--class-tokens", "--out", str(out), "--seed", "1"])
     assert code == 0
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     result = next(e for e in events if e["event"] == "result")
@@ -25,6 +25,7 @@ def test_train_command_end_to_end_on_eurosat_mosaic(tmp_path, data_dir, capsys):
     assert conf["bands"] == {"s2": list(model.config.s2_bands), "has_s1": False}
     assert "B10" not in conf["bands"]["s2"]
     assert conf["architecture"]["keep_heads_in_last"] == 1
+    assert conf["architecture"]["class_tokens"] is True and model.cls_token.shape[1] == 10
     assert conf["training"]["dataset_name"] == "eurosat-mosaic"
     assert 0.0 <= conf["metrics"]["macro_f1"] <= 1.0
     assert (out / "last.state.safetensors").is_file()

@@ -68,6 +68,11 @@ def main(argv=None) -> int:
     ap.add_argument("--keep-lambdas", default="0.6,1",
                     help="lambdas rerun with keep_heads_in_last=--keep-last")
     ap.add_argument("--keep-last", type=int, default=2)
+    ap.add_argument("--distill", type=float, default=0.0,
+                    help="weight of distillation from the unpruned baseline during the L0 "
+                         "fine-tune and the recovery (0: off)")
+    ap.add_argument("--base-classifier", metavar="CKPT",
+                    help="reuse this lambda=0 classifier as the baseline instead of training one")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
@@ -96,13 +101,14 @@ def main(argv=None) -> int:
                            crop=None, lambda_l0=0.0,
                            gate_lr=0.0)  # gates stay at init (12% gate dropout) until sparsifying
     ft = dict(epochs=args.ft_epochs, batch_size=32, lr=3e-4, gate_lr=0.25, warmup_fraction=0.05,
-              seed=args.seed + 1, crop=None)
+              seed=args.seed + 1, crop=None, distill_weight=args.distill)
     report: dict = {
         "benchmark": "pruning", "dataset": "eurosat-mosaic", "config": args.config,
         "architecture": mcfg.to_dict(), "seed": args.seed, "threads": args.threads,
         "quick": args.quick, "train_scenes_per_epoch": args.train_scenes, "train_size_px": 128,
         "test_scenes": args.test_scenes, "test_size_px": 256, "base_epochs": args.base_epochs,
         "ft_epochs": args.ft_epochs, "recover_epochs": args.recover_epochs,
+        "distill_weight": args.distill, "base_classifier": args.base_classifier,
         "base_train_config": base_cfg.to_dict(), "ft_train_config": ft,
         "protocol": "baseline lambda=0 for base_epochs; per lambda: fine-tune ft_epochs with "
                     "the L0 penalty from the baseline, physically prune the closed heads, train "
@@ -116,14 +122,30 @@ def main(argv=None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        print(f"baseline: {args.base_epochs} epochs x {args.train_scenes} scenes", flush=True)
-        base = train(mcfg, train_ds, None, base_cfg, out_dir=tmp / "base")
+        if args.base_classifier:
+            from sparsevit.training.checkpoint import normalizer_from_config
+            from sparsevit.training.loop import TrainResult
+            bm, bdoc = load_model(args.base_classifier)
+            epochs = len(bdoc.get("training", {}).get("history", [])) or None
+            report["base_epochs"] = epochs
+            base = TrainResult(model=bm.eval(), normalizer=normalizer_from_config(bdoc),
+                               checkpoint=Path(args.base_classifier))
+            print(f"baseline: {args.base_classifier} ({epochs} epochs)", flush=True)
+        else:
+            print(f"baseline: {args.base_epochs} epochs x {args.train_scenes} scenes", flush=True)
+            base = train(mcfg, train_ds, None, base_cfg, out_dir=tmp / "base")
         norm = base.normalizer
+        teacher = base.model.eval() if args.distill > 0 else None
         test_ds = TorchSampleDataset(test_raw, norm, train=False)
         base_scores, _ = score(base.model, test_ds, names)
         report["baseline"] = {"macro_f1": base_scores["macro_f1"], "mAP": base_scores["mAP"],
                               "pruned_share": base.model.pruned_share(),
                               "seconds": round(base.seconds, 1), "history": base.history}
+        if args.base_classifier:  # throughput still measured here: one short epoch
+            sub = EuroSatMosaic(args.data, split="train", num_scenes=320, size=128, seed=args.seed,
+                                bands=bands)
+            base.train_images_per_s = train(mcfg, sub, None, TrainConfig(
+                **{**base_cfg.to_dict(), "epochs": 1}), normalizer=norm).train_images_per_s
         report["train_images_per_s"] = round(base.train_images_per_s, 2)
         save_partial()
         print(f"  baseline macro-F1 {base_scores['macro_f1']:.3f}, "
@@ -135,7 +157,7 @@ def main(argv=None) -> int:
             cfg = get_config(args.config, s2_bands=bands, num_classes=len(names),
                              keep_heads_in_last=keep_last)
             r = train(cfg, train_ds, None, TrainConfig(lambda_l0=lam, **ft),
-                      init_from=base.checkpoint, normalizer=norm)
+                      init_from=base.checkpoint, normalizer=norm, teacher=teacher)
             pruned = prune_heads(r.model.eval())
             s_sparse, probs = score(pruned, test_ds, names)
             _, probs_gated = score(r.model, test_ds, names)
@@ -146,8 +168,9 @@ def main(argv=None) -> int:
                                      "eurosat")
                 rr = train(pruned.config, train_ds, None,
                            TrainConfig(epochs=args.recover_epochs, batch_size=32, lr=3e-4,
-                                       warmup_fraction=0.05, seed=args.seed + 2, crop=None),
-                           init_from=ck, normalizer=norm)
+                                       warmup_fraction=0.05, seed=args.seed + 2, crop=None,
+                                       distill_weight=args.distill),
+                           init_from=ck, normalizer=norm, teacher=teacher)
                 s, _ = score(rr.model, test_ds, names)
                 seconds += rr.seconds
             entry = {"lambda": lam, "keep_heads_in_last": keep_last,

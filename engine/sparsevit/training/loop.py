@@ -53,6 +53,10 @@ class TrainConfig:
     eval_batch_size: int = 32
     amp: str = "auto"  # auto (bf16/fp16 on CUDA, off on CPU) | off
     device: str | None = None
+    # knowledge distillation from a teacher (train(teacher=...)): loss += distill_weight *
+    # BCE(student logits, teacher probabilities). Pruning and recovery lean on the unpruned
+    # model's soft labels instead of only the noisy image labels.
+    distill_weight: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -172,14 +176,18 @@ def train(model_config: ModelConfig, train_set: Any, val_set: Any | None, cfg: T
           out_dir: str | Path | None = None, progress: Progress | None = None,
           resume: str | Path | None = None, init_from: str | Path | None = None,
           normalizer: Normalizer | None = None, class_names: Sequence[str] | None = None,
-          scheme: str | None = None, data_description: dict[str, Any] | None = None
-          ) -> TrainResult:
+          scheme: str | None = None, data_description: dict[str, Any] | None = None,
+          teacher: SparseViT | None = None) -> TrainResult:
     """Train a gated SparseViT on ``train_set`` (the dataset contract: ``Sample`` items).
 
     ``out_dir`` receives ``last.*`` after every epoch (resumable) and ``model.*`` at the end
     (plus ``model_pruned.*`` when heads closed). ``resume``: a ``last.safetensors`` to continue
     from. ``init_from``: start from these weights (e.g. add the L0 penalty to a trained model).
+    ``teacher``: a trained model (same input bands and classes) whose probabilities the student
+    also learns when ``cfg.distill_weight > 0``; it stays frozen in eval mode.
     """
+    if cfg.distill_weight > 0 and teacher is None:
+        raise ValueError("distill_weight > 0 needs a teacher model")
     distributed, rank, world = _dist_info()
     if distributed and not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
@@ -214,6 +222,10 @@ def train(model_config: ModelConfig, train_set: Any, val_set: Any | None, cfg: T
         else:
             model.load_state_dict(src.state_dict())
     model.to(device).train()
+    if teacher is not None and cfg.distill_weight > 0:
+        teacher = teacher.to(device).eval().requires_grad_(False)
+    else:
+        teacher = None
 
     if normalizer is None:
         if cfg.normalization == "per_image_max":
@@ -273,7 +285,7 @@ def train(model_config: ModelConfig, train_set: Any, val_set: Any | None, cfg: T
         loader = DataLoader(tds, batch_size=cfg.batch_size, sampler=sampler,
                             num_workers=cfg.num_workers,
                             generator=torch.Generator().manual_seed(cfg.seed + epoch))
-        sums = {"loss": 0.0, "bce": 0.0, "l0": 0.0}
+        sums = {"loss": 0.0, "bce": 0.0, "l0": 0.0, "distill": 0.0}
         n_batches, t0 = 0, time.perf_counter()
         net.train()
         with progress.stage(f"train epoch {epoch + 1}/{cfg.epochs}", total=len(loader)) as st:
@@ -285,6 +297,12 @@ def train(model_config: ModelConfig, train_set: Any, val_set: Any | None, cfg: T
                 bce = F.binary_cross_entropy_with_logits(logits.float(), y)
                 l0 = model.l0_penalty()
                 loss = bce + cfg.lambda_l0 * l0
+                if teacher is not None:
+                    with torch.no_grad(), autocast:
+                        soft = torch.sigmoid(teacher(x).float())
+                    kd = F.binary_cross_entropy_with_logits(logits.float(), soft)
+                    loss = loss + cfg.distill_weight * kd
+                    sums["distill"] += float(kd.detach())
                 opt.zero_grad(set_to_none=True)
                 if scaler is not None:
                     scaler.scale(loss).backward()

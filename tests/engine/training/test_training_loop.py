@@ -169,3 +169,22 @@ def test_bad_checkpoints_raise_input_error(tmp_path):
     (tmp_path / "m.json").unlink()
     with pytest.raises(InputError, match="m.json.*missing"):
         load_model(path)
+
+
+def test_distillation_pulls_the_student_towards_the_teacher():
+    teacher = train(model_cfg(drop_path_rate=0.0), FakeDataset(n=64), None,
+                    train_cfg(epochs=3, lambda_l0=0.0, lr=3e-3, batch_size=16)).model.eval()
+    with pytest.raises(ValueError, match="teacher"):
+        train(model_cfg(), FakeDataset(), None, train_cfg(epochs=1, distill_weight=1.0))
+    kw = dict(epochs=2, lambda_l0=0.0, lr=1e-3, batch_size=16, seed=2)
+    plain = train(model_cfg(), FakeDataset(n=64), None, train_cfg(**kw)).model.eval()
+    kd = train(model_cfg(), FakeDataset(n=64), None, train_cfg(distill_weight=5.0, **kw),
+               teacher=teacher)
+    assert kd.history[-1]["distill"] > 0 and plain is not kd.model
+    x = torch.stack([TorchSampleDataset(FakeDataset(n=16, seed=9), kd.normalizer, train=False)[i][0]
+                     for i in range(16)])
+    with torch.no_grad():
+        t = torch.sigmoid(teacher(x))
+        gap_kd = (torch.sigmoid(kd.model.eval()(x)) - t).abs().mean()
+        gap_plain = (torch.sigmoid(plain(x)) - t).abs().mean()
+    assert gap_kd < gap_plain

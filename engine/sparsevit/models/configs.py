@@ -33,6 +33,10 @@ class ModelConfig:
     # One class token per class instead of one CLS token (Hanna & Borth, ICCV 2025; MCTformer):
     # class c's logit is read from token c, and its attention to the patches is c's map.
     class_tokens: bool = False
+    # A linear classifier on every patch token, trained through the mean of its logits
+    # (MCTformer-V2): a class activation map at token resolution, fused with the class-token
+    # attention for pseudomasks.
+    patch_head: bool = False
     # Set by physical pruning: heads left per block and their indices in the unpruned model.
     heads_per_block: list[int] | None = None
     head_ids: list[list[int]] | None = None

@@ -140,6 +140,7 @@ class SparseViT(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self.norm = LayerNorm(d)
         self.head = nn.Linear(d, c.num_classes)
+        self.patch_head = nn.Linear(d, c.num_classes) if c.patch_head else None
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -213,12 +214,27 @@ class SparseViT(nn.Module):
         k = self.config.num_classes
         return (tok[:, :k] * self.head.weight).sum(-1) + self.head.bias
 
-    def forward(self, x: torch.Tensor, return_attention: int = 0
-                ) -> torch.Tensor | tuple[torch.Tensor, list[AttentionMaps]]:
+    def patch_logits(self, tok: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        """Per-patch class logits [B, K, gh, gw] from normalised tokens (needs ``patch_head``)."""
+        if self.patch_head is None:
+            raise ValueError("this model has no patch head (config patch_head=false)")
+        b = tok.shape[0]
+        out = self.patch_head(tok[:, self.num_prefix_tokens:])  # [B, N, K]
+        return out.transpose(1, 2).reshape(b, -1, *grid)
+
+    def forward(self, x: torch.Tensor, return_attention: int = 0, return_patch_logits: bool = False
+                ) -> torch.Tensor | tuple[torch.Tensor, Any]:
         """Logits [B, num_classes]; with ``return_attention=K`` also the attention maps of the
-        last K blocks (blocks without heads are absent from the list)."""
+        last K blocks (blocks without heads are absent from the list); with
+        ``return_patch_logits`` (patch-head models) also the per-patch logits [B, K, gh, gw],
+        whose spatial mean the training loss scores against the image labels too."""
+        if return_attention and return_patch_logits:
+            raise ValueError("ask for attention or patch logits, not both")
         tok, maps = self.forward_tokens(x, return_attention)
         logits = self.logits_from_tokens(tok)
+        if return_patch_logits:
+            grid = self.grid_size(x.shape[-2], x.shape[-1])
+            return logits, self.patch_logits(tok, grid)
         return (logits, maps) if return_attention else logits
 
     # --- gates ------------------------------------------------------------------------------

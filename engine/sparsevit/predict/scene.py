@@ -29,7 +29,7 @@ from ..io.tiles import tile_windows
 from ..io.writers import ClassifiedWriter, FloatWriter
 from ..progress import Progress, null_progress
 from ..pseudomasks.extract import classifier_evidence
-from ..pseudomasks.generate import NEEDS_GRADCAM, NEEDS_HEADS
+from ..pseudomasks.generate import NEEDS_HEADS, needs_gradcam
 from ..pseudomasks.postprocess import make_pseudomask
 from ..refine.segmenter import predict_logits_padded
 
@@ -226,7 +226,7 @@ def _run_tiles(bundle: ModelBundle, scene, s1_scene, window: Window, grid: Grid,
     lut[: scheme.num_classes] = np.asarray(scheme.values, dtype=np.uint8)
     pm = bundle.pseudomask
     need_heads = pm.method in NEEDS_HEADS
-    need_cam = pm.method in NEEDS_GRADCAM
+    need_cam = needs_gradcam([pm.method], bundle.classifier)
     attn_blocks = pm.attn_blocks or len(bundle.classifier.blocks)
     vit = bundle.classifier.to(device).eval()
     seg = bundle.segmenter.to(device).eval() if bundle.segmenter is not None else None
@@ -283,11 +283,7 @@ def _run_tiles(bundle: ModelBundle, scene, s1_scene, window: Window, grid: Grid,
                 at_w.open()
             for k, (t, _, v) in enumerate(items):
                 size = tuple(v.shape)
-                mask = make_pseudomask(pm.method, ev.probs[k], size,
-                                       head_maps=ev.head_maps[k] if need_heads else None,
-                                       class_maps=ev.gradcam[k] if ev.gradcam is not None else None,
-                                       class_attention=(ev.class_attention[k] if ev.class_attention
-                                                        is not None else None),
+                mask = make_pseudomask(pm.method, ev.probs[k], size, **ev.maps_for(pm.method, k),
                                        threshold=pm.threshold, **pm.options)
                 counts["fallback_tiles"] += bool(mask.info.get("fallback"))
                 if seg_probs is not None:

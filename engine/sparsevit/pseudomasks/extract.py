@@ -31,6 +31,17 @@ class ClassifierEvidence:
     gradcam: np.ndarray | None  # [B, K, gh, gw]
     grid: tuple[int, int]
     class_attention: np.ndarray | None = None  # [B, K, gh, gw], class-token models only
+    patch_cam: np.ndarray | None = None  # [B, K, gh, gw] patch-head logits, patch-head models only
+
+    def maps_for(self, method: str, i: int) -> dict[str, np.ndarray | None]:
+        """The map arguments of :func:`make_pseudomask` for image ``i``. The class-token method
+        fuses its attention with the patch-head CAM when the model has one, else with Grad-CAM;
+        every other method reads Grad-CAM as its class evidence."""
+        cam = None if self.gradcam is None else self.gradcam[i]
+        if method == "attention_class_tokens" and self.patch_cam is not None:
+            cam = self.patch_cam[i]
+        return {"head_maps": self.head_maps[i], "class_maps": cam,
+                "class_attention": None if self.class_attention is None else self.class_attention[i]}
 
 
 def _last_block_cls(blk, tok: torch.Tensor, prefix: int = 1) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -98,8 +109,16 @@ def classifier_evidence(model: SparseViT, x: torch.Tensor, attn_blocks: int = 1,
             keep(i, probs, blk)
     with torch.set_grad_enabled(gradcam):
         tok_in = tok.detach().requires_grad_(gradcam)
-        out, probs = _last_block_cls(blocks[-1], tok_in, prefix)
-        logits = model.logits_from_tokens(model.norm(out))
+        patch_cam = None
+        if model.patch_head is not None:
+            # the patch head reads every output token, so the last block runs in full
+            out, probs = blocks[-1](tok_in, need_weights=attn_blocks > 0)
+            normed = model.norm(out)
+            patch_cam = model.patch_logits(normed, grid).detach().float().cpu().numpy()
+        else:
+            out, probs = _last_block_cls(blocks[-1], tok_in, prefix)
+            normed = model.norm(out)
+        logits = model.logits_from_tokens(normed)
         if attn_blocks > 0:
             keep(depth - 1, probs, blocks[-1])
         cams = None
@@ -140,4 +159,5 @@ def classifier_evidence(model: SparseViT, x: torch.Tensor, attn_blocks: int = 1,
         gradcam=cams,
         grid=grid,
         class_attention=class_attention,
+        patch_cam=patch_cam,
     )

@@ -31,6 +31,13 @@ class PseudomaskOptions:
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
+def needs_gradcam(methods: Iterable[str], model: SparseViT) -> bool:
+    """Grad-CAM is computed only when a method reads it; the class-token method fuses with the
+    patch-head CAM instead when the model has one."""
+    methods = set(methods)
+    return bool(methods & NEEDS_GRADCAM) or bool(methods & NEEDS_CLASS_TOKENS and model.patch_head is None)
+
+
 def probs_from_image_labels(probs: np.ndarray, labels: np.ndarray, threshold: float) -> np.ndarray:
     """Class scores that make the predicted set exactly the KNOWN image-level labels.
 
@@ -60,7 +67,7 @@ def pseudomasks_for_batch(model: SparseViT, x: torch.Tensor, opts: PseudomaskOpt
                          "class tokens (model config class_tokens=true); choose another method "
                          "or train one with `sparsevit train --class-tokens`")
     need_heads = any(m in NEEDS_HEADS for m in methods)
-    need_cam = any(m in NEEDS_GRADCAM for m in methods)
+    need_cam = needs_gradcam(methods, model)
     ev = classifier_evidence(model, x, attn_blocks=opts.attn_blocks if need_heads else 0,
                              gradcam=need_cam)
     size = tuple(x.shape[-2:])
@@ -71,10 +78,7 @@ def pseudomasks_for_batch(model: SparseViT, x: torch.Tensor, opts: PseudomaskOpt
             ev.probs[i], image_labels[i], opts.threshold)
         for m in methods:
             try:
-                pm = make_pseudomask(m, probs, size, head_maps=ev.head_maps[i],
-                                     class_maps=None if ev.gradcam is None else ev.gradcam[i],
-                                     class_attention=None if ev.class_attention is None else ev.class_attention[i],
-                                     threshold=opts.threshold, **opts.method_options.get(m, {}))
+                pm = make_pseudomask(m, probs, size, **ev.maps_for(m, i), threshold=opts.threshold, **opts.method_options.get(m, {}))
             except ValueError as exc:  # keep the image: top-1 mask, all uncertain, reason kept
                 pm = top1_fill(probs, size)
                 pm.uncertain[:] = True

@@ -292,11 +292,19 @@ def train(model_config: ModelConfig, train_set: Any, val_set: Any | None, cfg: T
             for x, y, _ in loader:
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 with autocast:
-                    logits = net(x)
+                    if model.patch_head is not None:
+                        logits, patch_logits = net(x, return_patch_logits=True)
+                    else:
+                        logits, patch_logits = net(x), None
                 # logits stay logits: the sigmoid lives inside the loss, once
                 bce = F.binary_cross_entropy_with_logits(logits.float(), y)
                 l0 = model.l0_penalty()
                 loss = bce + cfg.lambda_l0 * l0
+                if patch_logits is not None:
+                    # the patch head is trained only through its image-level mean (a CAM)
+                    pbce = F.binary_cross_entropy_with_logits(patch_logits.float().mean((2, 3)), y)
+                    loss = loss + pbce
+                    sums["patch_bce"] = sums.get("patch_bce", 0.0) + float(pbce.detach())
                 if teacher is not None:
                     with torch.no_grad(), autocast:
                         soft = torch.sigmoid(teacher(x).float())

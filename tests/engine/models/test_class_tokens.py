@@ -74,3 +74,29 @@ def test_pruned_class_token_model_matches_and_round_trips(model, tmp_path):
     finally:
         with torch.no_grad():
             gates.log_a[:] = saved
+
+
+def test_patch_head_cam_matches_forward_and_feeds_the_class_token_masks():
+    from sparsevit.pseudomasks.generate import PseudomaskOptions, needs_gradcam, pseudomasks_for_batch
+    torch.manual_seed(1)
+    m = create_model("tiny", num_classes=4, embed_dim=48, num_heads=3, depth=3, mlp_hidden=96,
+                     class_tokens=True, patch_head=True).eval()
+    x = torch.randn(2, 12, 64, 64)
+    with torch.no_grad():
+        logits, cam = m(x, return_patch_logits=True)
+        torch.testing.assert_close(m(x), logits)
+    assert cam.shape == (2, 4, 4, 4)
+    with pytest.raises(ValueError, match="not both"):
+        m(x, return_attention=1, return_patch_logits=True)
+    # no Grad-CAM needed: the class-token method fuses with the patch-head CAM
+    assert not needs_gradcam(["attention_class_tokens"], m)
+    assert needs_gradcam(["attention_class_tokens"], create_model(
+        "tiny", num_classes=4, embed_dim=24, num_heads=2, depth=2, mlp_hidden=48, class_tokens=True))
+    ev = classifier_evidence(m, x, attn_blocks=2, gradcam=False, threshold=None)
+    np.testing.assert_allclose(ev.patch_cam, cam.numpy(), atol=1e-5)
+    np.testing.assert_allclose(ev.probs, torch.sigmoid(logits).numpy(), atol=1e-5)
+    assert ev.maps_for("attention_class_tokens", 0)["class_maps"] is not None
+    masks, _ = pseudomasks_for_batch(m, x, PseudomaskOptions(methods=("attention_class_tokens",),
+                                                                attn_blocks=2, threshold=0.0))
+    assert masks[0]["attention_class_tokens"].info["fused_with_cam"] is True
+

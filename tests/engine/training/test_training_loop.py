@@ -188,3 +188,12 @@ def test_distillation_pulls_the_student_towards_the_teacher():
         gap_kd = (torch.sigmoid(kd.model.eval()(x)) - t).abs().mean()
         gap_plain = (torch.sigmoid(plain(x)) - t).abs().mean()
     assert gap_kd < gap_plain
+
+
+def test_patch_head_is_trained_through_its_image_level_mean():
+    from sparsevit.models import ModelConfig, create_model
+    cfg = ModelConfig.from_dict({**model_cfg().to_dict(), "class_tokens": True, "patch_head": True})
+    before = create_model(cfg).patch_head.weight.detach().clone()
+    r = train(cfg, FakeDataset(n=16), None, train_cfg(epochs=1, lambda_l0=0.0))
+    assert r.history[0]["patch_bce"] > 0
+    assert not torch.equal(before, r.model.patch_head.weight.detach())

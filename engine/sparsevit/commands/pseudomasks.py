@@ -37,7 +37,8 @@ def register(subparsers) -> None:
     p.add_argument("--methods", default="top1_fill,gradcam,attention_faithful,attention",
                    help=f"comma-separated, from {', '.join(ALL_METHODS)}")
     p.add_argument("--attn-blocks", type=int, default=1, help="read the last K blocks (0: all)")
-    p.add_argument("--relabel", action="store_true", help="also the relabel pass on 'attention'")
+    p.add_argument("--relabel", action="store_true",
+                   help="also the relabel pass on every attention method (written as <method>_relabel)")
     p.add_argument("--ignore-uncertain", action="store_true",
                    help="write uncertain pixels as 255 (for training a segmenter on them)")
     p.add_argument("--use-image-labels", action="store_true",
@@ -72,7 +73,7 @@ def run(args, progress: Progress) -> int:
     if out.exists() and any(out.iterdir()):
         raise OutputError("output folder is not empty", path=out, fix="choose a new folder")
     out.mkdir(parents=True, exist_ok=True)
-    relabel = ("attention",) if args.relabel and "attention" in methods else ()
+    relabel = tuple(m for m in methods if m.startswith("attention")) if args.relabel else ()
     opts = PseudomaskOptions(methods=methods, attn_blocks=args.attn_blocks or len(bundle.classifier.blocks),
                              relabel=relabel)
     names = list(ds.scheme.names)

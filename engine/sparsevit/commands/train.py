@@ -39,6 +39,8 @@ def register(subparsers) -> None:
                    help="the last K blocks each keep at least one open head")
     p.add_argument("--class-tokens", action="store_true",
                    help="one class token per class instead of CLS (for attention_class_tokens masks)")
+    p.add_argument("--patch-head", action="store_true",
+                   help="also a classifier on every patch token (a CAM the class-token masks fuse with)")
     p.add_argument("--s1", action="store_true", help="also use Sentinel-1 (VV, VH)")
     p.add_argument("--crop", type=int, default=128, help="training crop in px (0: none)")
     p.add_argument("--normalization", choices=("dataset_stats", "per_image_max"),
@@ -93,7 +95,8 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
         val_set = None
     mcfg = get_config(args.config, s2_bands=tuple(train_set.s2_bands), has_s1=bool(args.s1),
                       num_classes=train_set.scheme.num_classes,
-                      keep_heads_in_last=args.keep_heads_in_last, class_tokens=args.class_tokens)
+                      keep_heads_in_last=args.keep_heads_in_last, class_tokens=args.class_tokens,
+                      patch_head=args.patch_head)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       gate_lr=args.gate_lr, lambda_l0=args.lambda_l0, seed=args.seed,
                       crop=None if (generated or not args.crop) else args.crop,

@@ -2,12 +2,14 @@
 
     python -m sparsevit.recipes.default_model --out resources/models/default
 
-1. Classifier: the tiny gated ViT (12 S2 bands, no B10) on fresh 128 px mosaic scenes every
-   epoch, then the L0 penalty (last block keeps >= 1 head: the pseudomasks read it), physical
-   pruning of the closed heads and a few recovery epochs.
+1. Classifier: the tiny gated ViT (12 S2 bands, no B10) with one class token per class and a
+   patch-token head, on fresh 128 px mosaic scenes every epoch, then the L0 penalty (last block
+   keeps >= 1 head: the pseudomasks read it), physical pruning of the closed heads and a few
+   recovery epochs.
 2. Pseudomasks of 256 px training scenes (an epoch the classifier never saw) with the
-   bundle's pseudomask method; uncertain pixels become ignore.
-3. Refinement: MobileNetV3 U-Net, two iterations, stored in float16.
+   bundle's pseudomask method, built from the scenes' known image labels and relabelled;
+   uncertain pixels become ignore.
+3. Refinement: MobileNetV3 U-Net, two iterations, class-balanced loss, stored in float16.
 4. Held-out metrics on TEST scenes (source patches never used in training) and a real-scene
    check: water IoU on the Sen1Floods11 sample (River + SeaLake vs hand-labelled water).
 Everything is seeded; the model card (MODEL_CARD.md + bundle.json "card") records it all.
@@ -52,12 +54,14 @@ def parse(argv=None):
     ap.add_argument("--base-classifier", metavar="CKPT",
                     help="skip step 1's first training: reuse a classifier trained with the same "
                          "settings (e.g. by benchmarks/bench_pseudomasks.py --save-models)")
+    ap.add_argument("--architecture", choices=("ct", "cls"), default="ct",
+                    help="ct: class tokens + patch head (default); cls: the paper's CLS token")
     ap.add_argument("--train-scenes", type=int, default=1000)
     ap.add_argument("--lambda-l0", type=float, default=0.25)
     ap.add_argument("--ft-epochs", type=int, default=3)
     ap.add_argument("--recover-epochs", type=int, default=2)
     # the best attention variant of benchmarks/bench_pseudomasks.py on test scenes
-    ap.add_argument("--method", default="attention_weighted")
+    ap.add_argument("--method", default="attention_class_tokens")
     ap.add_argument("--method-options", default="{}")
     ap.add_argument("--attn-blocks", type=int, default=0, help="0: all blocks")
     ap.add_argument("--no-relabel", action="store_true",
@@ -75,20 +79,26 @@ def parse(argv=None):
 
 
 def prune_and_recover(mcfg, train_ds, base_ck, norm, lambda_l0: float, ft_epochs: int,
-                      recover_epochs: int, seed: int, tmp: Path, progress=None):
+                      recover_epochs: int, seed: int, tmp: Path, progress=None, distill: float = 0.0):
     """Fine-tune ``base_ck`` with the L0 penalty, remove the closed heads, then train what is
-    left for ``recover_epochs`` without gates (the benchmark found recovery worth ~5 points)."""
+    left for ``recover_epochs`` without gates (the benchmark found recovery worth ~5 points).
+    ``distill`` > 0: both stages also learn the unpruned model's probabilities."""
     names = list(train_ds.scheme.names)
+    teacher = None
+    if distill > 0:
+        from ..training.checkpoint import load_model
+        teacher = load_model(base_ck)[0].eval()
     ft = train(mcfg, train_ds, None, TrainConfig(epochs=ft_epochs, batch_size=32, lr=3e-4,
-               gate_lr=0.25, warmup_fraction=0.05, lambda_l0=lambda_l0, seed=seed + 1, crop=None),
-               init_from=base_ck, normalizer=norm, progress=progress)
+               gate_lr=0.25, warmup_fraction=0.05, lambda_l0=lambda_l0, seed=seed + 1, crop=None,
+               distill_weight=distill),
+               init_from=base_ck, normalizer=norm, progress=progress, teacher=teacher)
     pruned = prune_heads(ft.model.eval())
     if not recover_epochs:
         return pruned
     ck = save_checkpoint(tmp / "pruned", pruned, norm, names, "eurosat")
     rec = train(pruned.config, train_ds, None, TrainConfig(epochs=recover_epochs, batch_size=32,
-                lr=3e-4, warmup_fraction=0.05, seed=seed + 2, crop=None),
-                init_from=ck, normalizer=norm, progress=progress)
+                lr=3e-4, warmup_fraction=0.05, seed=seed + 2, crop=None, distill_weight=distill),
+                init_from=ck, normalizer=norm, progress=progress, teacher=teacher)
     return rec.model.eval()
 
 
@@ -140,7 +150,8 @@ def main(argv=None) -> int:
                   "scheme": "eurosat", "bands": list(bands)}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        mcfg = get_config("tiny", s2_bands=bands, num_classes=len(names), keep_heads_in_last=1)
+        arch = dict(class_tokens=True, patch_head=True) if args.architecture == "ct" else {}
+        mcfg = get_config("tiny", s2_bands=bands, num_classes=len(names), keep_heads_in_last=1, **arch)
         if args.base_classifier:
             from ..training.checkpoint import load_model, normalizer_from_config
             base_ck = Path(args.base_classifier)
@@ -155,7 +166,8 @@ def main(argv=None) -> int:
         test_t = TorchSampleDataset(test_ds, norm, train=False)
         probs, targets = predict_probs(classifier, test_t, batch_size=16)
         cls_scores = multilabel_scores(probs, targets, class_names=names)
-        card["classifier"] = {"config": "tiny", "pruned_share": round(classifier.pruned_share(), 4),
+        card["classifier"] = {"config": "tiny", "class_tokens": mcfg.class_tokens,
+                              "patch_head": mcfg.patch_head, "pruned_share": round(classifier.pruned_share(), 4),
                               "open_heads_per_block": classifier.open_heads_per_block(),
                               "test_macro_f1": cls_scores["macro_f1"], "test_mAP": cls_scores["mAP"]}
         progress.log(f"classifier: macro-F1 {cls_scores['macro_f1']:.3f}, "
@@ -168,7 +180,9 @@ def main(argv=None) -> int:
         opts = PseudomaskOptions(methods=(pm.method,), attn_blocks=pm.attn_blocks or len(classifier.blocks),
                                  method_options={pm.method: method_options}, relabel=relabel)
         masks = {}
-        for s, res in iter_dataset_pseudomasks(classifier, norm, refine_ds, opts, progress=progress):
+        # training scenes: the masks use the scenes' known image labels (weak supervision)
+        for s, res in iter_dataset_pseudomasks(classifier, norm, refine_ds, opts, progress=progress,
+                                               use_image_labels=True):
             masks[s.id] = res[train_key].with_ignore()
         test_pm = {k: EvaluationSet(len(names), class_names=names) for k in {pm.method, train_key}}
         for s, res in iter_dataset_pseudomasks(classifier, norm, test_ds, opts, progress=progress):
@@ -181,7 +195,7 @@ def main(argv=None) -> int:
 
         rcfg = RefineConfig(segmenter="unet-mnv3", iterations=2, crop=128,
                             train=SegTrainConfig(epochs=args.refine_epochs, batch_size=8, lr=1e-3,
-                                                 seed=args.seed))
+                                                 seed=args.seed, class_weighting="balanced"))
         segs = refine(refine_ds, masks, norm, len(bands), rcfg, progress=progress)
         seg_scores = evaluate_segmenter(segs[-1], test_ds, norm)
         card["segmenter"] = {"name": rcfg.segmenter, "iterations": rcfg.iterations,
@@ -234,7 +248,8 @@ def model_card(c: dict) -> str:
 Made by `{c['recipe']}` (seeded; {c.get('seconds', 0) / 60:.0f} min on a 2-core CPU), {c.get('size_mb', '?')} MB.
 
 ## What it is
-- **Classifier**: tiny gated multimodal ViT (width 192, 6 blocks x 6 heads, patch 16), Sentinel-2
+- **Classifier**: tiny gated multimodal ViT (width 192, 6 blocks x 6 heads, patch 16){
+    ", one class token per class and a patch-token head" if cl.get("class_tokens") else ", one CLS token"}, Sentinel-2
   only, 12 bands {', '.join(c['bands'])} (B10 is left out so L1C and L2A inputs both work),
   dataset-statistics normalisation. {cl['pruned_share']:.0%} of attention heads pruned
   (open heads per block {cl['open_heads_per_block']}).
@@ -282,11 +297,12 @@ overall accuracy {w.get('overall_accuracy', float('nan')):.3f}.
 ## Retraining on DFC2020 with a GPU
 ```
 sparsevit train --dataset dfc2020 --data /path/to/DFC2020 --config paper --epochs 20 \\
-    --lambda-l0 0.25 --keep-heads-in-last 1 --s1 --crop 224 --out runs/dfc
+    --class-tokens --patch-head --lambda-l0 0.25 --keep-heads-in-last 1 --s1 --crop 224 --out runs/dfc
 sparsevit pseudomasks --model runs/dfc/model_pruned.safetensors --dataset dfc2020 \\
-    --data /path/to/DFC2020 --split train --methods attention --ignore-uncertain --out runs/pm
+    --data /path/to/DFC2020 --split train --methods attention_class_tokens --attn-blocks 0 \\
+    --use-image-labels --relabel --ignore-uncertain --out runs/pm
 sparsevit refine --model runs/dfc/model_pruned.safetensors --dataset dfc2020 \\
-    --data /path/to/DFC2020 --masks runs/pm/attention --segmenter unet-r34 --bundle --out runs/model
+    --data /path/to/DFC2020 --masks runs/pm/attention_class_tokens_relabel --segmenter unet-r34 --bundle --out runs/model
 ```
 (`ROIs0000_validation` trains, `ROIs0000_test` evaluates; the class scheme is the paper's 8-class
 DFC2020 one.)

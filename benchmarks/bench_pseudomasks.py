@@ -63,6 +63,8 @@ VARIANTS = [
     ("attention_weighted_ct", "attention_weighted", "ct", 0, {}),
     ("attention_class_tokens_unfused", "attention_class_tokens", "ct", 0, {"fuse": False}),
     ("attention_class_tokens", "attention_class_tokens", "ct", 0, {}),
+    # control: the patch-head CAM alone (attention to the power 0), i.e. what attention adds
+    ("cam_patch_head_ct", "attention_class_tokens", "ct", 0, {"attention_power": 0.0}),
 ]
 ATTENTION_CANDIDATES = [v[0] for v in VARIANTS if v[0].startswith("attention_") and
                         not v[0].startswith("attention_faithful")]

@@ -274,3 +274,17 @@ def test_class_attention_recovers_regions_of_unequal_strength():
     assert (pm.labels[ta] == 2).mean() > 0.95 and (pm.labels[tb] == 5).mean() > 0.95
     assert pm.info["method"] == "attention_class_tokens"
     assert set(pm.info["classes_present"]) == {2, 5}
+
+
+def test_class_attention_fused_with_a_cam_and_the_cam_alone_control():
+    a, b = regions()
+    att = np.full((6, TOK, TOK), 1e-3)  # attention says nothing useful
+    cam = np.zeros((6, TOK, TOK))
+    cam[2][a], cam[5][b] = 1.0, 1.0  # the CAM knows the regions
+    ta, tb = (upsample_truth(r) for r in regions())
+    for power in (1.0, 0.0):
+        pm = from_class_attention(att, PROBS, SIZE, class_maps=cam, attention_power=power)
+        assert (pm.labels[ta] == 2).mean() > 0.95 and (pm.labels[tb] == 5).mean() > 0.95
+        assert pm.info["fused_with_cam"] and pm.info["attention_power"] == power
+    unfused = from_class_attention(att, PROBS, SIZE, class_maps=cam, fuse=False)
+    assert not unfused.info["fused_with_cam"]

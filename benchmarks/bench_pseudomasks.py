@@ -215,6 +215,8 @@ def main(argv=None) -> int:
         (out_dir / "pseudomasks.json").write_text(json.dumps(report, indent=2, default=float))
 
     keep = Path(args.save_models) if args.save_models else None
+    if keep:
+        keep.mkdir(parents=True, exist_ok=True)
     kept: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

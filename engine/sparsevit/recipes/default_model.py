@@ -54,6 +54,9 @@ def parse(argv=None):
     ap.add_argument("--base-classifier", metavar="CKPT",
                     help="skip step 1's first training: reuse a classifier trained with the same "
                          "settings (e.g. by benchmarks/bench_pseudomasks.py --save-models)")
+    ap.add_argument("--pruned-classifier", metavar="CKPT",
+                    help="skip step 1 entirely: reuse the pruned + recovered classifier made from "
+                         "--base-classifier with the same settings (e.g. by the pseudomask bench)")
     ap.add_argument("--architecture", choices=("ct", "cls"), default="ct",
                     help="ct: class tokens + patch head (default); cls: the paper's CLS token")
     ap.add_argument("--train-scenes", type=int, default=1000)
@@ -152,17 +155,21 @@ def main(argv=None) -> int:
         tmp = Path(tmp)
         arch = dict(class_tokens=True, patch_head=True) if args.architecture == "ct" else {}
         mcfg = get_config("tiny", s2_bands=bands, num_classes=len(names), keep_heads_in_last=1, **arch)
-        if args.base_classifier:
+        if args.base_classifier or args.pruned_classifier:
             from ..training.checkpoint import load_model, normalizer_from_config
-            base_ck = Path(args.base_classifier)
+            base_ck = Path(args.base_classifier or args.pruned_classifier)
             norm = normalizer_from_config(load_model(base_ck)[1])
-            card["settings"]["base_classifier"] = str(base_ck.name)
+            card["settings"]["base_classifier"] = Path(args.base_classifier).name if args.base_classifier else None
         else:
             base = train(mcfg, train_ds, None, TrainConfig(epochs=args.epochs, batch_size=32, lr=1e-3,
                          seed=args.seed, crop=None, gate_lr=0.0), out_dir=tmp / "base", progress=progress)
             norm, base_ck = base.normalizer, base.checkpoint
-        classifier = prune_and_recover(mcfg, train_ds, base_ck, norm, args.lambda_l0, args.ft_epochs,
-                                       args.recover_epochs, args.seed, tmp, progress)
+        if args.pruned_classifier:
+            classifier = load_model(args.pruned_classifier)[0].eval()
+            card["settings"]["pruned_classifier"] = Path(args.pruned_classifier).name
+        else:
+            classifier = prune_and_recover(mcfg, train_ds, base_ck, norm, args.lambda_l0, args.ft_epochs,
+                                           args.recover_epochs, args.seed, tmp, progress)
         test_t = TorchSampleDataset(test_ds, norm, train=False)
         probs, targets = predict_probs(classifier, test_t, batch_size=16)
         cls_scores = multilabel_scores(probs, targets, class_names=names)

@@ -117,3 +117,17 @@ def test_bf16_precision_runs_and_is_recorded(bundle, tmp_path, repo_root):
     assert summary["counts"]["precision"] == "bf16"
     with rasterio.open(summary["outputs"]["landcover"]) as lc:
         assert set(np.unique(lc.read(1)).tolist()) <= set(bundle.scheme.values) | {255}
+
+
+def test_class_token_bundle_predicts_with_its_own_masks(tmp_path, repo_root):
+    from fixtures.bundle import write_tiny_bundle
+    (tmp_path / "ct").mkdir()
+    b = load_bundle(write_tiny_bundle(tmp_path / "ct", class_tokens=True))
+    assert b.classifier.config.class_tokens and b.pseudomask.method == "attention_class_tokens"
+    (tmp_path / "out").mkdir()
+    summary = predict_scene(b, repo_root / S2, tmp_path / "out", opts=PredictOptions(batch_size=4))
+    with rasterio.open(summary["outputs"]["pseudomask"]) as pm:
+        values = set(np.unique(pm.read(1)).tolist())
+    # three confident classes (head bias): the multi-class path painted more than one of them
+    assert len(values - {255}) >= 2 and values <= set(b.scheme.values) | {255}
+    assert summary["counts"]["tiles"] == 25

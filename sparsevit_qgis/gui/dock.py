@@ -81,6 +81,25 @@ def tr(text: str) -> str:
     return QCoreApplication.translate("SparseVitDock", text)
 
 
+def file_and_folder_row(owner: QWidget, file_filter: str, placeholder: str, folder_tip: str,
+                        on_folder) -> QHBoxLayout:
+    """A file chooser with a "Folder…" button beside it (inputs and models can be either); sets
+    ``owner.file_widget`` and ``owner.folder_button`` and returns the row."""
+    owner.file_widget = QgsFileWidget(owner)
+    owner.file_widget.setStorageMode(QgsFileWidget.GetFile)
+    owner.file_widget.setFilter(file_filter)
+    owner.file_widget.lineEdit().setPlaceholderText(placeholder)
+    owner.folder_button = QToolButton(owner)
+    owner.folder_button.setText(tr("Folder…"))
+    owner.folder_button.setToolTip(folder_tip)
+    owner.folder_button.clicked.connect(on_folder)
+    row = QHBoxLayout()
+    row.setContentsMargins(0, 0, 0, 0)
+    row.addWidget(owner.file_widget, 1)
+    row.addWidget(owner.folder_button)
+    return row
+
+
 class RasterInput(QWidget):
     """A loaded raster layer, or a file, or a folder of tiles (file/folder win when set)."""
 
@@ -91,18 +110,8 @@ class RasterInput(QWidget):
         self.layer_combo.setAllowEmptyLayer(True)
         if optional:
             self.layer_combo.setLayer(None)
-        self.file_widget = QgsFileWidget(self)
-        self.file_widget.setStorageMode(QgsFileWidget.GetFile)
-        self.file_widget.setFilter(RASTER_FILTER)
-        self.file_widget.lineEdit().setPlaceholderText(tr("or a raster file"))
-        self.folder_button = QToolButton(self)
-        self.folder_button.setText(tr("Folder…"))
-        self.folder_button.setToolTip(tr("Use a folder of tiles as input"))
-        self.folder_button.clicked.connect(self._choose_folder)
-        row = QHBoxLayout()
-        row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(self.file_widget, 1)
-        row.addWidget(self.folder_button)
+        row = file_and_folder_row(self, RASTER_FILTER, tr("or a raster file"),
+                                  tr("Use a folder of tiles as input"), self._choose_folder)
         col = QVBoxLayout(self)
         col.setContentsMargins(0, 0, 0, 0)
         col.addWidget(self.layer_combo)
@@ -136,20 +145,11 @@ class ModelInput(QWidget):
         self.group = QButtonGroup(self)
         self.group.addButton(self.default_radio)
         self.group.addButton(self.custom_radio)
-        self.file_widget = QgsFileWidget(self)
-        self.file_widget.setStorageMode(QgsFileWidget.GetFile)
-        self.file_widget.setFilter(MODEL_FILTER)
-        self.file_widget.lineEdit().setPlaceholderText(tr("model folder (bundle.json) or .safetensors"))
-        self.folder_button = QToolButton(self)
-        self.folder_button.setText(tr("Folder…"))
-        self.folder_button.setToolTip(tr("Choose a model folder (the one holding bundle.json)"))
-        self.folder_button.clicked.connect(self._choose_folder)
+        row = file_and_folder_row(self, MODEL_FILTER, tr("model folder (bundle.json) or .safetensors"),
+                                  tr("Choose a model folder (the one holding bundle.json)"),
+                                  self._choose_folder)
         self.default_label = QLabel(self)
         self.default_label.setWordWrap(True)
-        row = QHBoxLayout()
-        row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(self.file_widget, 1)
-        row.addWidget(self.folder_button)
         col = QVBoxLayout(self)
         col.setContentsMargins(0, 0, 0, 0)
         col.addWidget(self.default_radio)

@@ -204,7 +204,7 @@ def main(argv=None) -> int:
                               seed=args.seed + 101, bands=bands)
     names = list(train_ds.scheme.names)
     # report scenes: the first test scenes with >= 2 classes (single-class ones are trivial)
-    keep_ids = [test_ds[i].id for i in range(len(test_ds)) if test_ds[i].labels.sum() >= 2][:args.report_scenes]
+    keep_ids = [s.id for s in (test_ds[i] for i in range(len(test_ds))) if s.labels.sum() >= 2][:args.report_scenes]
     report: dict = {"benchmark": "pseudomasks", "dataset": "eurosat-mosaic", "quick": args.quick,
                     "seed": args.seed, "threads": args.threads, "test_scenes": args.test_scenes,
                     "test_size_px": 256, "refine_scenes": args.refine_scenes,

@@ -40,6 +40,7 @@ from ..refine.checkpoint import save_segmenter
 from ..refine.iterate import RefineConfig, evaluate_segmenter, refine
 from ..refine.train import SegTrainConfig
 from ..training import TrainConfig, multilabel_scores, predict_probs, save_checkpoint, train
+from ..training.checkpoint import load_model, normalizer_from_config
 from ..training.data import TorchSampleDataset
 
 REPO = Path(__file__).resolve().parents[3]
@@ -89,7 +90,6 @@ def prune_and_recover(mcfg, train_ds, base_ck, norm, lambda_l0: float, ft_epochs
     names = list(train_ds.scheme.names)
     teacher = None
     if distill > 0:
-        from ..training.checkpoint import load_model
         teacher = load_model(base_ck)[0].eval()
     ft = train(mcfg, train_ds, None, TrainConfig(epochs=ft_epochs, batch_size=32, lr=3e-4,
                gate_lr=0.25, warmup_fraction=0.05, lambda_l0=lambda_l0, seed=seed + 1, crop=None,
@@ -156,7 +156,6 @@ def main(argv=None) -> int:
         arch = dict(class_tokens=True, patch_head=True) if args.architecture == "ct" else {}
         mcfg = get_config("tiny", s2_bands=bands, num_classes=len(names), keep_heads_in_last=1, **arch)
         if args.base_classifier or args.pruned_classifier:
-            from ..training.checkpoint import load_model, normalizer_from_config
             base_ck = Path(args.base_classifier or args.pruned_classifier)
             norm = normalizer_from_config(load_model(base_ck)[1])
             card["settings"]["base_classifier"] = Path(args.base_classifier).name if args.base_classifier else None

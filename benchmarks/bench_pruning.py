@@ -14,6 +14,7 @@ Writes benchmarks/results/pruning.json and pruning.md and prints the table.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
@@ -131,6 +132,7 @@ def main(argv=None) -> int:
             from sparsevit.training.checkpoint import normalizer_from_config
             from sparsevit.training.loop import TrainResult
             bm, bdoc = load_model(args.base_classifier)
+            report["architecture"] = bm.config.to_dict()
             epochs = len(bdoc.get("training", {}).get("history", [])) or None
             report["base_epochs"] = epochs
             base = TrainResult(model=bm.eval(), normalizer=normalizer_from_config(bdoc),
@@ -159,8 +161,11 @@ def main(argv=None) -> int:
         runs = []
 
         def finetune(lam: float, keep_last: int = 0) -> dict:
-            cfg = get_config(args.config, s2_bands=bands, num_classes=len(names),
-                             keep_heads_in_last=keep_last)
+            # a given base classifier brings its own architecture (e.g. class tokens)
+            cfg = (dataclasses.replace(base.model.config, keep_heads_in_last=keep_last)
+                   if args.base_classifier else
+                   get_config(args.config, s2_bands=bands, num_classes=len(names),
+                              keep_heads_in_last=keep_last))
             r = train(cfg, train_ds, None, TrainConfig(lambda_l0=lam, **ft),
                       init_from=base.checkpoint, normalizer=norm, teacher=teacher)
             pruned = prune_heads(r.model.eval())

@@ -48,6 +48,12 @@ def register(subparsers) -> None:
                    help="balanced: cross-entropy weighted by inverse label frequency (default)")
     p.add_argument("--ignore-below", type=float, default=0.5,
                    help="next-iteration masks: softmax confidence below this -> ignore")
+    p.add_argument("--no-image-labels", action="store_true",
+                   help="next-iteration masks may use every class, not only the scene's image-level "
+                        "labels (the default restricts them: it2 otherwise learns it1's confusions)")
+    p.add_argument("--from-scratch", action="store_true",
+                   help="train every iteration from scratch (default: iteration k>=2 starts from "
+                        "iteration k-1 at 0.3x the learning rate)")
     p.add_argument("--no-evaluate", action="store_true", help="skip scoring on the test split")
     p.add_argument("--bundle", action="store_true", help="make OUT a model folder for predict")
     p.add_argument("--out", required=True)
@@ -94,6 +100,8 @@ def run(args, progress: Progress) -> int:
     out.mkdir(parents=True, exist_ok=True)
     cfg = RefineConfig(segmenter=args.segmenter, iterations=args.iterations,
                        ignore_below=args.ignore_below, crop=args.crop or None,
+                       image_labels=not args.no_image_labels,
+                       warm_start_lr=None if args.from_scratch else 0.3,
                        train=SegTrainConfig(epochs=args.epochs, batch_size=args.batch_size,
                                             lr=args.lr, seed=args.seed,
                                             class_weighting=args.class_weighting))

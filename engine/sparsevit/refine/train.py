@@ -116,24 +116,38 @@ def balanced_class_weights(counts: np.ndarray, clip: tuple[float, float] = (0.2,
 
 
 @torch.no_grad()
-def predict_segmenter(model: nn.Module, images: Iterable[torch.Tensor], batch_size: int = 8
+def predict_segmenter(model: nn.Module, images: Iterable[torch.Tensor], batch_size: int = 8,
+                      allowed: Iterable[np.ndarray | None] | None = None
                       ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yield (labels uint8 [H,W], confidence float32 [H,W] = max softmax) per image."""
+    """Yield (labels uint8 [H,W], confidence float32 [H,W] = max softmax) per image.
+
+    ``allowed`` (one bool [K] or None per image, aligned with ``images``): the classes the image
+    is known to contain; the softmax is restricted to them and renormalised, so a training
+    scene's mask never shows a class its image-level labels rule out.
+    """
     from .segmenter import predict_logits_padded
 
     model.eval()
     batch: list[torch.Tensor] = []
+    keep: list[np.ndarray | None] = []
 
     def flush():
         probs = torch.softmax(predict_logits_padded(model, torch.stack(batch)), dim=1)
+        for i, a in enumerate(keep):
+            if a is not None and np.any(a):
+                m = torch.as_tensor(np.asarray(a, dtype=bool), dtype=probs.dtype)[:, None, None]
+                p = probs[i] * m
+                probs[i] = p / p.sum(dim=0, keepdim=True).clamp_min(1e-12)
         conf, lab = probs.max(dim=1)
         for i in range(len(batch)):
             yield lab[i].to(torch.uint8).numpy(), conf[i].float().numpy()
 
+    allowed_iter = iter(allowed) if allowed is not None else None
     for x in images:
         batch.append(x)
+        keep.append(next(allowed_iter) if allowed_iter is not None else None)
         if len(batch) == batch_size:
             yield from flush()
-            batch = []
+            batch, keep = [], []
     if batch:
         yield from flush()

@@ -75,3 +75,88 @@ def test_balanced_training_records_its_weights():
     assert h["class_weights"] == [1.0, 1.0]
     with pytest.raises(ValueError, match="class_weighting"):
         train_segmenter(m, Halves(n=4), SegTrainConfig(epochs=1, class_weighting="inverse"))
+
+
+class FixedLogits(torch.nn.Module):
+    """Per-pixel logits read straight from the input channels: channel c = class c's logit."""
+
+    def forward(self, x):
+        return x
+
+
+def test_allowed_classes_restrict_and_renormalise_the_prediction():
+    x = torch.zeros(3, 32, 32)
+    x[0], x[1], x[2] = 3.0, 1.0, 0.0  # class 0 wins everywhere
+    x[2, :, 16:] = 5.0  # ... except on the right, where class 2 wins
+    lab, conf = next(predict_segmenter(FixedLogits(), [x]))
+    assert set(np.unique(lab)) == {0, 2}
+    allowed = np.array([False, True, True])
+    lab_r, conf_r = next(predict_segmenter(FixedLogits(), [x], allowed=[allowed]))
+    assert (lab_r[:, :16] == 1).all() and (lab_r[:, 16:] == 2).all()
+    # softmax over {1, 2} only: on the left 1 vs 0 logits -> e/(1+e)
+    assert np.allclose(conf_r[:, :16], np.e / (1 + np.e), atol=1e-5)
+    # an image without labels (None or all False) keeps every class
+    lab_n, _ = next(predict_segmenter(FixedLogits(), [x], allowed=[np.zeros(3, bool)]))
+    assert np.array_equal(lab_n, lab)
+
+
+def test_next_iteration_masks_use_each_scenes_image_labels():
+    from sparsevit.datasets.base import Sample
+    from sparsevit.refine.iterate import segmenter_masks
+
+    class Scenes:
+        def __init__(self):
+            labels = [np.array([1, 0, 1], np.float32), np.array([0, 1, 0], np.float32),
+                      np.zeros(3, np.float32)]
+            self.samples = [Sample(s2=np.stack([np.full((16, 16), 2.0), np.zeros((16, 16)),
+                                                np.ones((16, 16))]).astype(np.float32),
+                                   s1=None, labels=lab, mask=None, id=f"s{i}")
+                            for i, lab in enumerate(labels)]
+
+        def __len__(self):
+            return len(self.samples)
+
+        def __getitem__(self, i):
+            return self.samples[i]
+
+    norm = lambda s2, s1=None: torch.as_tensor(s2)  # noqa: E731
+    free = segmenter_masks(FixedLogits(), Scenes(), norm, batch_size=2)
+    restricted = segmenter_masks(FixedLogits(), Scenes(), norm, batch_size=2, image_labels=True,
+                                 ignore_below=0.6)
+    assert all((m == 0).all() for m in free.values())
+    assert (restricted["s0"] == 0).all()  # class 0 is among s0's labels
+    # s1 is labelled class 1 only: every pixel class 1, confidence 1 (nothing to ignore)
+    assert (restricted["s1"] == 1).all()
+    # s2 has no labels: unrestricted, class 0 at softmax 0.67 > 0.6 kept
+    assert (restricted["s2"] == 0).all()
+
+
+def test_second_iteration_starts_from_the_first():
+    from sparsevit.refine.iterate import RefineConfig, train_on_masks
+
+    class Scenes:
+        class scheme:
+            num_classes = 2
+
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            from sparsevit.datasets.base import Sample
+            x, y = Halves(n=4)[i]
+            return Sample(s2=x.numpy(), s1=None, labels=np.ones(2, np.float32),
+                          mask=y.numpy().astype(np.uint8), id=f"s{i}")
+
+    norm = lambda s2, s1=None: torch.as_tensor(s2)  # noqa: E731
+    cfg = RefineConfig(segmenter="unet-r18-small", crop=None,
+                       train=SegTrainConfig(epochs=1, batch_size=4, lr=1e-3, seed=0))
+    first, _ = train_on_masks(Scenes(), None, norm, 4, cfg)
+    before = {k: v.clone() for k, v in first.state_dict().items()}
+    second, hist = train_on_masks(Scenes(), None, norm, 4, cfg, seed_offset=2, init=first)
+    assert hist["warm_started"]
+    # the first model is untouched; the second moved away from it, not from a fresh init
+    assert all(torch.equal(before[k], v) for k, v in first.state_dict().items())
+    w = "encoder.conv1.weight"
+    delta = (second.state_dict()[w] - before[w]).abs().max()
+    fresh, _ = train_on_masks(Scenes(), None, norm, 4, cfg, seed_offset=2)
+    assert 0 < delta < (fresh.state_dict()[w] - before[w]).abs().max()

@@ -144,6 +144,18 @@ def uint8_tif(tmp_path) -> Path:
     return path
 
 
+@pytest.fixture
+def provider(qgis_processing):
+    """The SparseViT Processing provider, registered for one test."""
+    from qgis.core import QgsApplication
+    from sparsevit_qgis.processing.provider import SparseVitProvider
+    registry = QgsApplication.processingRegistry()
+    prov = SparseVitProvider()
+    assert registry.addProvider(prov)
+    yield prov
+    registry.removeProvider(prov)
+
+
 @pytest.fixture(scope="session")
 def real_engine() -> tuple[Path, Path]:
     """(engine interpreter, sample Sentinel-2 scene); skips where the checkout lacks them."""

@@ -4,17 +4,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from qgis.core import QgsApplication
-
-
-@pytest.fixture
-def provider(qgis_processing):
-    from sparsevit_qgis.processing.provider import SparseVitProvider
-    registry = QgsApplication.processingRegistry()
-    prov = SparseVitProvider()
-    assert registry.addProvider(prov)
-    yield prov
-    registry.removeProvider(prov)
 
 
 def test_provider_lists_one_algorithm_per_engine_command(provider):
@@ -42,3 +31,11 @@ def test_info_algorithm_engine_error_is_one_line(provider, real_engine, engine_s
     with pytest.raises(QgsProcessingException) as err:
         processing.run("sparsevit:info", {"INPUT": str(uint8_tif)})
     assert "classes.tif" in str(err.value)
+
+
+def test_every_algorithm_has_a_title_and_help_and_runs_its_engine_command(provider):
+    for alg in provider.algorithms():
+        assert alg.name() == alg.engine_command
+        assert alg.displayName() and alg.displayName() != alg.name()
+        assert len(alg.shortHelpString()) > 80
+        assert alg.createInstance().displayName() == alg.displayName()

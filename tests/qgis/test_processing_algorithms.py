@@ -20,16 +20,6 @@ from conftest import REPO, SAMPLE_AREA
 
 
 @pytest.fixture
-def provider(qgis_processing):
-    from sparsevit_qgis.processing.provider import SparseVitProvider
-    registry = QgsApplication.processingRegistry()
-    prov = SparseVitProvider()
-    assert registry.addProvider(prov)
-    yield prov
-    registry.removeProvider(prov)
-
-
-@pytest.fixture
 def engine(provider, real_engine, engine_setting):
     python, sample = real_engine
     engine_setting.set_python_path(str(python))

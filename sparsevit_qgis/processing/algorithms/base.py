@@ -28,6 +28,10 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
     #: Processing group shown in the toolbox
     group_id: str = "tools"
     group_title: str = "Tools"
+    #: toolbox title and help panel text (translated when shown); the algorithm id is the
+    #: engine command, so ``sparsevit:predict`` runs ``sparsevit predict``
+    display_name: str = ""
+    help_text: str = ""
 
     # --- to implement ------------------------------------------------------------------
     def engine_args(self, parameters: dict, context: QgsProcessingContext,
@@ -45,6 +49,15 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
 
     def createInstance(self):  # noqa: N802
         return type(self)()
+
+    def name(self) -> str:
+        return self.engine_command
+
+    def displayName(self) -> str:  # noqa: N802
+        return self.tr(self.display_name)
+
+    def shortHelpString(self) -> str:  # noqa: N802
+        return self.tr(self.help_text)
 
     def group(self) -> str:
         return self.tr(self.group_title)

@@ -34,20 +34,14 @@ class EvaluateAlgorithm(EngineAlgorithm):
     SCHEME, REF_SCHEME, MAPPING, UNCOVERED, OUTPUT = "SCHEME", "REF_SCHEME", "MAPPING", "UNCOVERED", "OUTPUT"
     MIOU, OA, AA, MEAN_F1, REPORT = "MIOU", "OVERALL_ACCURACY", "AVERAGE_ACCURACY", "MEAN_F1", "REPORT"
 
-    def name(self) -> str:
-        return "evaluate"
-
-    def displayName(self) -> str:  # noqa: N802
-        return self.tr("Evaluate land cover")
-
-    def shortHelpString(self) -> str:  # noqa: N802
-        return self.tr(
-            "Confusion-matrix scores of a classified raster: mIoU, overall and average accuracy, "
-            "mean F1, per-class IoU and F1, against either a reference class raster (reprojected "
-            "on the fly) or a point layer whose FIELD holds the class value or name. Give "
-            "REFERENCE or POINTS, not both. Class schemes and the class mapping are needed only "
-            "when the reference uses other classes than the prediction. The full report is "
-            "written as JSON to OUTPUT.")
+    display_name = "Evaluate land cover"
+    help_text = (
+        "Confusion-matrix scores of a classified raster: mIoU, overall and average accuracy, "
+        "mean F1, per-class IoU and F1, against either a reference class raster (reprojected "
+        "on the fly) or a point layer whose FIELD holds the class value or name. Give "
+        "REFERENCE or POINTS, not both. Class schemes and the class mapping are needed only "
+        "when the reference uses other classes than the prediction. The full report is "
+        "written as JSON to OUTPUT.")
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer(

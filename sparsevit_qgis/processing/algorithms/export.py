@@ -25,21 +25,15 @@ class ExportAlgorithm(EngineAlgorithm):
     group_id, group_title = "mapping", "Land-cover mapping"
     INPUT, FORMAT, CRS, OUTPUT, SUMMARY = "INPUT", "FORMAT", "CRS", "OUTPUT", "SUMMARY"
 
-    def name(self) -> str:
-        return "export"
-
-    def displayName(self) -> str:  # noqa: N802
-        return self.tr("Export land cover")
-
-    def shortHelpString(self) -> str:  # noqa: N802
-        return self.tr(
-            "Exports a classified land-cover raster (a SparseViT result) as\n"
-            "- cog: a Cloud Optimized GeoTIFF, optionally reprojected to CRS (nearest neighbour; "
-            "colours and class names kept),\n"
-            "- gpkg: class polygons in a GeoPackage (fields class_value, class_name, area_ha), "
-            "optionally in CRS, loaded styled by class,\n"
-            "- csv / json: the class-area table (hectares on the ground; CRS does not apply).\n"
-            "The output file extension is set to match the format.")
+    display_name = "Export land cover"
+    help_text = (
+        "Exports a classified land-cover raster (a SparseViT result) as\n"
+        "- cog: a Cloud Optimized GeoTIFF, optionally reprojected to CRS (nearest neighbour; "
+        "colours and class names kept),\n"
+        "- gpkg: class polygons in a GeoPackage (fields class_value, class_name, area_ha), "
+        "optionally in CRS, loaded styled by class,\n"
+        "- csv / json: the class-area table (hectares on the ground; CRS does not apply).\n"
+        "The output file extension is set to match the format.")
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer(

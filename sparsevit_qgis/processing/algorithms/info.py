@@ -18,18 +18,12 @@ class InfoAlgorithm(EngineAlgorithm):
     BAND_ORDER = "BAND_ORDER"
     REPORT = "REPORT"
 
-    def name(self) -> str:
-        return "info"
-
-    def displayName(self) -> str:  # noqa: N802
-        return self.tr("Inspect input raster")
-
-    def shortHelpString(self) -> str:  # noqa: N802
-        return self.tr(
-            "Reports what the SparseViT engine sees in a Sentinel-2 or Sentinel-1 raster: the "
-            "band mapping it found (which band is B2, B3, ..., VV, VH), data type, CRS, size and "
-            "pixel size. Use it before a run to check that bands are recognised. The report is "
-            "returned as JSON in the REPORT output and written to the log.")
+    display_name = "Inspect input raster"
+    help_text = (
+        "Reports what the SparseViT engine sees in a Sentinel-2 or Sentinel-1 raster: the "
+        "band mapping it found (which band is B2, B3, ..., VV, VH), data type, CRS, size and "
+        "pixel size. Use it before a run to check that bands are recognised. The report is "
+        "returned as JSON in the REPORT output and written to the log.")
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer(

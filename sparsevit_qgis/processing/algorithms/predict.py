@@ -33,22 +33,16 @@ class PredictAlgorithm(EngineAlgorithm):
     ATTENTION_MAPS, POLYGON_LAYER, AREAS, RUN, DEVICE = (
         "ATTENTION_MAPS", "POLYGON_LAYER", "AREAS", "RUN", "DEVICE")
 
-    def name(self) -> str:
-        return "predict"
-
-    def displayName(self) -> str:  # noqa: N802
-        return self.tr("Map land cover")
-
-    def shortHelpString(self) -> str:  # noqa: N802
-        return self.tr(
-            "Maps land cover on a Sentinel-2 raster (optionally with Sentinel-1 VV/VH) of any "
-            "size, tile by tile, in a separate engine process. Writes into the output folder a "
-            "land-cover map (paletted GeoTIFF with class names and a .qml style), the attention "
-            "pseudomask, a confidence raster (0..1), class-area tables (CSV/JSON) and optionally "
-            "polygons and per-head attention maps. The land-cover map is added to the project "
-            "styled.\n\nModel: a model folder (with bundle.json) or a classifier .safetensors; "
-            "empty uses the bundled default model.\nExtent: only this rectangle is mapped (the "
-            "engine has no polygon clip).")
+    display_name = "Map land cover"
+    help_text = (
+        "Maps land cover on a Sentinel-2 raster (optionally with Sentinel-1 VV/VH) of any "
+        "size, tile by tile, in a separate engine process. Writes into the output folder a "
+        "land-cover map (paletted GeoTIFF with class names and a .qml style), the attention "
+        "pseudomask, a confidence raster (0..1), class-area tables (CSV/JSON) and optionally "
+        "polygons and per-head attention maps. The land-cover map is added to the project "
+        "styled.\n\nModel: a model folder (with bundle.json) or a classifier .safetensors; "
+        "empty uses the bundled default model.\nExtent: only this rectangle is mapped (the "
+        "engine has no polygon clip).")
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer(

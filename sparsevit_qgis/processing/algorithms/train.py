@@ -30,20 +30,14 @@ class TrainAlgorithm(EngineAlgorithm):
     CHECKPOINT, PRUNED_CHECKPOINT, PRUNED_SHARE, MACRO_F1 = (
         "CHECKPOINT", "PRUNED_CHECKPOINT", "PRUNED_SHARE", "MACRO_F1")
 
-    def name(self) -> str:
-        return "train"
-
-    def displayName(self) -> str:  # noqa: N802
-        return self.tr("Train classifier")
-
-    def shortHelpString(self) -> str:  # noqa: N802
-        return self.tr(
-            "Trains the gated multimodal Vision Transformer on image-level labels (Stage 1 of "
-            "SparseViT). LAMBDA_L0 weights the L0 penalty that closes attention heads (0: no "
-            "pruning). eurosat-mosaic builds training scenes from EuroSAT-MS patches (no "
-            "Sentinel-1); dfc2020 and bigearthnet-v2 may use Sentinel-1. The checkpoint is written "
-            "to the output folder and can be used as the model of 'Map land cover'. Training on "
-            "a CPU is slow: start with the tiny configuration and few epochs.")
+    display_name = "Train classifier"
+    help_text = (
+        "Trains the gated multimodal Vision Transformer on image-level labels (Stage 1 of "
+        "SparseViT). LAMBDA_L0 weights the L0 penalty that closes attention heads (0: no "
+        "pruning). eurosat-mosaic builds training scenes from EuroSAT-MS patches (no "
+        "Sentinel-1); dfc2020 and bigearthnet-v2 may use Sentinel-1. The checkpoint is written "
+        "to the output folder and can be used as the model of 'Map land cover'. Training on "
+        "a CPU is slow: start with the tiny configuration and few epochs.")
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterEnum(

@@ -63,9 +63,9 @@ def parse(argv=None):
     ap.add_argument("--architecture", choices=("ct", "cls"), default="ct",
                     help="ct: class tokens + patch head (default); cls: the paper's CLS token")
     ap.add_argument("--train-scenes", type=int, default=1000)
-    ap.add_argument("--lambda-l0", type=float, default=0.25)
+    ap.add_argument("--lambda-l0", type=float, default=0.8)
     ap.add_argument("--ft-epochs", type=int, default=3)
-    ap.add_argument("--recover-epochs", type=int, default=2)
+    ap.add_argument("--recover-epochs", type=int, default=3)
     # the best attention variant of benchmarks/bench_pseudomasks.py on test scenes
     ap.add_argument("--method", default="attention_class_tokens")
     ap.add_argument("--method-options", default="{}")

@@ -110,7 +110,9 @@ class Block(nn.Module):
             a, probs = self.attn(self.norm1(x), need_weights)
             x = x + self.drop_path(a)
         else:
-            x = x + self.drop_path(self.attn_bias.expand_as(x))
+            # not expand_as: under no_grad that view keeps requires_grad without a grad_fn,
+            # which module hooks (torch's FlopCounterMode) reject
+            x = x + self.drop_path(torch.zeros_like(x) + self.attn_bias)
         x = x + self.drop_path(self.mlp(self.norm2(x)))
         return x, probs
 

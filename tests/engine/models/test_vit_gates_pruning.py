@@ -155,3 +155,20 @@ def test_pruned_model_matches_gated_model_and_is_smaller():
     open_m = maps_m[-1].open_only()
     assert open_m.head_ids.tolist() == maps_p[-1].head_ids.tolist() == [1]
     assert torch.allclose(open_m.probs, maps_p[-1].probs, atol=1e-5)
+
+
+def test_model_with_a_fully_closed_block_runs_under_flop_counting_and_trains_its_bias():
+    from torch.utils.flop_counter import FlopCounterMode
+    torch.manual_seed(2)
+    m = tiny(depth=2).eval()
+    m.head_gates()[0].log_a.data.fill_(-3.0)  # block 0 closes completely
+    p = prune_heads(m)
+    assert p.blocks[0].attn is None
+    x = torch.randn(2, 4, 32, 32)
+    # the benchmark's FLOP count runs the model under no_grad inside FlopCounterMode
+    with FlopCounterMode(display=False) as fc, torch.no_grad():
+        p(x)
+    assert fc.get_total_flops() > 0
+    p.train()
+    p(x).sum().backward()
+    assert p.blocks[0].attn_bias.grad is not None and p.blocks[0].attn_bias.grad.abs().sum() > 0

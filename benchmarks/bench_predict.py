@@ -215,6 +215,17 @@ def main(argv=None) -> int:
         write_table(report, out_dir)
         return 0
     previous = _previous(out_dir)
+    # carried over before the first save, so a run that fails half-way loses none of them
+    if args.skip_4x and previous.get("tile_4x") and args.size == 10980:
+        # the 4x-area run takes ~30 min: a --skip-4x rerun keeps the last one, labelled
+        for key in ("tile_4x", "peak_rss_mb_4x", "rss_growth_4x"):
+            report[key] = previous.get(key)
+        report["tile_4x_from"] = previous.get("tile_4x_from") or (
+            f"an earlier run with model {previous.get('model')} (10980 px peak then: "
+            f"{previous.get('peak_rss_mb_10980')} MB)")
+    # a CPU rerun keeps the GPU figures of an earlier --device cuda run
+    for key in ("full_tile_seconds_gpu", "tile_gpu", "gpu_name"):
+        report[key] = previous.get(key)
 
     def save():
         (out_dir / "predict.json").write_text(json.dumps(report, indent=2))
@@ -244,16 +255,6 @@ def main(argv=None) -> int:
             print("4x:", report["tile_4x"], flush=True)
             save()
     flops_figures(report, model, args.threads)
-    if args.skip_4x and previous.get("tile_4x") and args.size == 10980:
-        # the 4x-area run takes ~30 min: a --skip-4x rerun keeps the last one, labelled
-        for key in ("tile_4x", "peak_rss_mb_4x", "rss_growth_4x"):
-            report[key] = previous.get(key)
-        report["tile_4x_from"] = previous.get("tile_4x_from") or (
-            f"an earlier run with model {previous.get('model')} (10980 px peak then: "
-            f"{previous.get('peak_rss_mb_10980')} MB)")
-    # a CPU rerun keeps the GPU figures of an earlier --device cuda run
-    for key in ("full_tile_seconds_gpu", "tile_gpu", "gpu_name"):
-        report[key] = previous.get(key)
     if report["full_tile_seconds_gpu"] is None:
         report["gpu_note"] = ("not measured yet: on a GPU machine run "
                               "`.venv/bin/python benchmarks/bench_predict.py --device cuda`")

@@ -33,6 +33,10 @@ def test_pseudomasks_then_refine_then_predict(tiny_bundle_root, tmp_path, repo_r
     rep = json.loads((out / "refine.json").read_text())
     assert set(rep["iterations"]) == {"it1", "it2"}
     assert rep["iterations"]["it2"]["scores"]["counts"]["images"] == 2
+    # defaults: it2 learns it1's label-restricted masks, starting from it1
+    assert rep["config"]["image_labels"] is True and rep["config"]["warm_start_lr"] == 0.3
+    assert rep["iterations"]["it2"]["history"]["warm_started"]
+    assert not rep["iterations"]["it1"]["history"]["warm_started"]
     b = load_bundle(out)
     assert b.segmenter is not None and b.scheme.name == "eurosat"
     capsys.readouterr()

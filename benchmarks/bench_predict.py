@@ -137,15 +137,14 @@ def model_flops_per_tile(model_dir: Path, tile: int) -> dict:
     # autograd.grad): backward ~ 2x forward of that block. Only when the bundle's pseudomask
     # method reads it (the class-token method of a patch-head model does not).
     from sparsevit.pseudomasks.generate import needs_gradcam
-    if not needs_gradcam([b.pseudomask.method], b.classifier):
-        counts["gradcam_estimate"] = 0.0
-    with torch.no_grad():
-        tok, _ = b.classifier.embed(x)
-        for blk in b.classifier.blocks[:-1]:
-            tok, _ = blk(tok)
-        with FlopCounterMode(display=False) as fc:
-            b.classifier.blocks[-1](tok)
-    if "gradcam_estimate" not in counts:
+    counts["gradcam_estimate"] = 0.0
+    if needs_gradcam([b.pseudomask.method], b.classifier):
+        with torch.no_grad():
+            tok, _ = b.classifier.embed(x)
+            for blk in b.classifier.blocks[:-1]:
+                tok, _ = blk(tok)
+            with FlopCounterMode(display=False) as fc:
+                b.classifier.blocks[-1](tok)
         counts["gradcam_estimate"] = 2 * b.classifier.config.num_classes * fc.get_total_flops() / x.shape[0]
     if b.segmenter is not None:
         with FlopCounterMode(display=False) as fc, torch.no_grad():

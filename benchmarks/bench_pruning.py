@@ -1,8 +1,8 @@
 """Head pruning on EuroSAT-mosaic: how many heads can close before macro-F1 drops 2 points?
 
-Protocol (CPU, 2 threads): train the tiny gated ViT (by default the class-token + patch-head
-architecture of the default model; ``--architecture cls`` for the paper's CLS token) with lambda = 0 on fresh 128 px training
-scenes every epoch (baseline), then fine-tune a copy for a few epochs at each lambda (lambda = 0
+Protocol (CPU, 2 threads): train the tiny gated ViT (by default with the default model's class
+tokens + patch head; ``--architecture cls`` for the paper's CLS token) with lambda = 0 on fresh
+128 px training scenes every epoch (baseline), then fine-tune a copy for a few epochs at each lambda (lambda = 0
 included, so every entry has the same number of epochs; its score is ``macro_f1_unpruned``).
 Scores are on a fixed set of 256 px TEST scenes (disjoint source patches), with the physically
 pruned model; the gated model is checked to give the same outputs. Also: keep-heads-in-last
@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO / "engine"))
 
 from sparsevit.bands import S2_BANDS_NO_CIRRUS  # noqa: E402
 from sparsevit.datasets import EuroSatMosaic  # noqa: E402
-from sparsevit.models import get_config, prune_heads  # noqa: E402
+from sparsevit.models import TOKEN_LAYOUTS, get_config, prune_heads  # noqa: E402
 from sparsevit.training import (TorchSampleDataset, TrainConfig, load_model,  # noqa: E402
                                 multilabel_scores, predict_probs, save_checkpoint, train)
 
@@ -55,16 +55,12 @@ def inference_speed(models: dict[str, torch.nn.Module], x: torch.Tensor, repeats
     return {k: x.shape[0] / float(np.median(v)) for k, v in times.items()}
 
 
-def architecture(args) -> dict:
-    return dict(class_tokens=True, patch_head=True) if args.architecture == "ct" else {}
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="tiny smoke run")
     ap.add_argument("--data", default=str(REPO / "data" / "eurosat_ms"))
     ap.add_argument("--config", default="tiny")
-    ap.add_argument("--architecture", choices=("ct", "cls"), default="ct",
+    ap.add_argument("--architecture", choices=tuple(TOKEN_LAYOUTS), default="ct",
                     help="ct: class tokens + patch head (the default model's); cls: one CLS token")
     ap.add_argument("--train-scenes", type=int, default=1000)
     ap.add_argument("--test-scenes", type=int, default=200)
@@ -109,7 +105,8 @@ def main(argv=None) -> int:
     test_raw = EuroSatMosaic(args.data, split="test", num_scenes=args.test_scenes, size=256,
                              seed=args.seed, bands=bands)
     names = list(train_ds.scheme.names)
-    mcfg = get_config(args.config, s2_bands=bands, num_classes=len(names), **architecture(args))
+    mcfg = get_config(args.config, s2_bands=bands, num_classes=len(names),
+                      **TOKEN_LAYOUTS[args.architecture])
     base_cfg = TrainConfig(epochs=args.base_epochs, batch_size=32, lr=1e-3, seed=args.seed,
                            crop=None, lambda_l0=0.0,
                            gate_lr=0.0)  # gates stay at init (12% gate dropout) until sparsifying
@@ -260,7 +257,8 @@ def throughput_only(args, out_dir: Path) -> int:
     report = json.loads((out_dir / "pruning.json").read_text())
     bands = S2_BANDS_NO_CIRRUS
     ds = EuroSatMosaic(args.data, split="train", num_scenes=320, size=128, seed=args.seed, bands=bands)
-    mcfg = get_config(args.config, s2_bands=bands, num_classes=len(ds.scheme.names), **architecture(args))
+    mcfg = get_config(args.config, s2_bands=bands, num_classes=len(ds.scheme.names),
+                      **TOKEN_LAYOUTS[args.architecture])
     r = train(mcfg, ds, None, TrainConfig(epochs=2, batch_size=32, lr=1e-3, seed=args.seed, crop=None,
                                           gate_lr=0.0))
     report["train_images_per_s"] = r.history[-1]["images_per_s"]

@@ -42,7 +42,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from sparsevit.bands import S2_BANDS_NO_CIRRUS  # noqa: E402
 from sparsevit.datasets import EuroSatMosaic  # noqa: E402
 from sparsevit.evaluation.metrics import EvaluationSet  # noqa: E402
-from sparsevit.models import get_config  # noqa: E402
+from sparsevit.models import TOKEN_LAYOUTS, get_config  # noqa: E402
 from sparsevit.pseudomasks.generate import PseudomaskOptions, iter_dataset_pseudomasks  # noqa: E402
 from sparsevit.recipes.default_model import prune_and_recover  # noqa: E402
 from sparsevit.refine.iterate import RefineConfig, evaluate_segmenter, refine, train_on_masks  # noqa: E402
@@ -129,7 +129,7 @@ def classifiers(args, key, train_ds, names, bands, keep, tmp):
     """(model, normalizer, checkpoint, pruned model, report entry) of classifier ``key``."""
     ck_arg, pruned_arg = {"cls": (args.classifier, args.pruned),
                           "ct": (args.ct_classifier, args.ct_pruned)}[key]
-    arch = dict(class_tokens=True, patch_head=True) if key == "ct" else {}
+    arch = TOKEN_LAYOUTS[key]
     mcfg = get_config("tiny", s2_bands=bands, num_classes=len(names), keep_heads_in_last=1, **arch)
     entry = {"architecture": {"class_tokens": key == "ct", "patch_head": key == "ct"}}
     if ck_arg:

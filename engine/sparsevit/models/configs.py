@@ -86,6 +86,12 @@ class ModelConfig:
 
 _REGISTRY: dict[str, dict[str, Any]] = {}
 
+#: the token layouts the recipe and benchmarks choose between, as ``get_config`` overrides:
+#: ``ct`` one class token per class + a patch-token head (the default model's), ``cls`` the
+#: paper's single CLS token
+TOKEN_LAYOUTS: dict[str, dict[str, Any]] = {"ct": {"class_tokens": True, "patch_head": True},
+                                            "cls": {}}
+
 
 def register_config(name: str, **arch: Any) -> None:
     _REGISTRY[name] = dict(arch, name=name)

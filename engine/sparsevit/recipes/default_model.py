@@ -34,7 +34,7 @@ from ..bundle import PseudomaskSettings, load_bundle, write_bundle_json
 from ..datasets import EuroSatMosaic
 from ..evaluation.metrics import EvaluationSet
 from ..io.atomic import write_text_atomic
-from ..models import get_config, prune_heads
+from ..models import TOKEN_LAYOUTS, get_config, prune_heads
 from ..paths import resource
 from ..progress import Progress
 from ..pseudomasks.generate import PseudomaskOptions, iter_dataset_pseudomasks
@@ -60,7 +60,7 @@ def parse(argv=None):
     ap.add_argument("--pruned-classifier", metavar="CKPT",
                     help="skip step 1 entirely: reuse the pruned + recovered classifier made from "
                          "--base-classifier with the same settings (e.g. by the pseudomask bench)")
-    ap.add_argument("--architecture", choices=("ct", "cls"), default="ct",
+    ap.add_argument("--architecture", choices=tuple(TOKEN_LAYOUTS), default="ct",
                     help="ct: class tokens + patch head (default); cls: the paper's CLS token")
     ap.add_argument("--train-scenes", type=int, default=1000)
     ap.add_argument("--lambda-l0", type=float, default=0.8)
@@ -156,7 +156,7 @@ def main(argv=None) -> int:
                   "scheme": "eurosat", "bands": list(bands)}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        arch = dict(class_tokens=True, patch_head=True) if args.architecture == "ct" else {}
+        arch = TOKEN_LAYOUTS[args.architecture]
         mcfg = get_config("tiny", s2_bands=bands, num_classes=len(names), keep_heads_in_last=1, **arch)
         if args.base_classifier or args.pruned_classifier:
             base_ck = Path(args.base_classifier or args.pruned_classifier)

@@ -37,6 +37,12 @@ class ModelConfig:
     # (MCTformer-V2): a class activation map at token resolution, fused with the class-token
     # attention for pseudomasks.
     patch_head: bool = False
+    # Band-flexible input (any subset of ``s2_bands`` that holds ``required_bands``): a band the
+    # raster lacks arrives as a NaN channel; the patch embedding then sums the embeddings of the
+    # bands present (zero-filled linear embedding) plus a learned embedding per present band, so
+    # the tokens say which bands they were made from. Trained with band dropout.
+    band_flexible: bool = False
+    required_bands: tuple[str, ...] | None = None  # None: every band of s2_bands
     # Set by physical pruning: heads left per block and their indices in the unpruned model.
     heads_per_block: list[int] | None = None
     head_ids: list[list[int]] | None = None
@@ -44,6 +50,11 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         self.s2_bands = tuple(self.s2_bands)
+        if self.required_bands is not None:
+            self.required_bands = tuple(self.required_bands)
+            extra = [b for b in self.required_bands if b not in self.s2_bands]
+            if extra:
+                raise ValueError(f"required_bands {extra} are not among s2_bands")
         if self.head_dim is None:
             if self.embed_dim % self.num_heads:
                 raise ValueError("embed_dim must be divisible by num_heads (or give head_dim)")
@@ -62,6 +73,13 @@ class ModelConfig:
         return len(self.s2_bands)
 
     @property
+    def min_bands(self) -> tuple[str, ...]:
+        """The S2 bands an input must have: all of them unless the model is band-flexible."""
+        if self.band_flexible and self.required_bands is not None:
+            return self.required_bands
+        return self.s2_bands
+
+    @property
     def num_prefix_tokens(self) -> int:
         """Tokens before the patch tokens: the CLS token, or one class token per class."""
         return self.num_classes if self.class_tokens else 1
@@ -73,6 +91,8 @@ class ModelConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["s2_bands"] = list(self.s2_bands)
+        if self.required_bands is not None:
+            d["required_bands"] = list(self.required_bands)
         return d
 
     @classmethod

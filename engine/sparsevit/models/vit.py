@@ -2,7 +2,9 @@
 
 Input is one stacked tensor ``[B, C, H, W]``: the S2 bands of ``config.s2_bands`` first, then
 VV, VH when ``config.has_s1``. Each sensor has its own linear patch embedding; their tokens are
-summed (early fusion) and share one CLS token and positional embedding.
+summed (early fusion) and share one CLS token and positional embedding. A band-flexible model
+(``config.band_flexible``) takes a band the input lacks as an all-NaN channel (see
+:func:`band_presence`).
 """
 from __future__ import annotations
 
@@ -54,6 +56,18 @@ class AttentionMaps:
         keep = self.gate > 0.5
         return AttentionMaps(self.block, self.head_ids[keep], self.gate[keep],
                              self.probs[:, keep], self.grid, self.prefix)
+
+
+def band_presence(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x with non-finite values set to 0, present [B, C] bool)``.
+
+    A channel counts as present when any of its pixels is finite: missing bands are whole NaN
+    channels, while no-data pixels inside a present band are 0 (the band mean after
+    normalisation), as everywhere else in the engine.
+    """
+    finite = torch.isfinite(x)
+    present = finite.flatten(2).any(-1)
+    return torch.where(finite, x, torch.zeros((), dtype=x.dtype, device=x.device)), present
 
 
 class GatedAttention(nn.Module):
@@ -124,6 +138,8 @@ class SparseViT(nn.Module):
         d, p = c.embed_dim, c.patch_size
         self.patch_embed_s2 = nn.Conv2d(c.s2_chans, d, kernel_size=p, stride=p)
         self.patch_embed_s1 = nn.Conv2d(2, d, kernel_size=p, stride=p) if c.has_s1 else None
+        # one learned vector per input band, added for each band the input has
+        self.band_embed = nn.Parameter(torch.zeros(c.in_chans, d)) if c.band_flexible else None
         g = math.ceil(c.img_size / p)
         self.base_grid = (g, g)
         self.num_prefix_tokens = c.num_prefix_tokens
@@ -147,6 +163,8 @@ class SparseViT(nn.Module):
 
     def _init_weights(self) -> None:
         trunc_normal_(self.pos_embed, std=0.02)
+        if self.band_embed is not None:
+            trunc_normal_(self.band_embed, std=0.02)
         # class tokens must start apart, or they stay interchangeable copies of one CLS token
         nn.init.normal_(self.cls_token, std=0.02 if self.config.class_tokens else 1e-6)
         for m in self.modules():
@@ -179,14 +197,34 @@ class SparseViT(nn.Module):
         grid = self.grid_size(x.shape[-2], x.shape[-1])
         p = c.patch_size
         pad_h, pad_w = grid[0] * p - x.shape[-2], grid[1] * p - x.shape[-1]
+        present = None
+        if self.band_embed is not None:
+            x, present = band_presence(x)
+            self.check_bands(present)
+        elif not torch.isfinite(x).all():
+            raise ValueError("input holds NaN/Inf values, and this model is not band-flexible: "
+                             "it needs every one of its bands")
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h))
         tok = self.patch_embed_s2(x[:, :c.s2_chans])
         if self.patch_embed_s1 is not None:
             tok = tok + self.patch_embed_s1(x[:, c.s2_chans:])
+        if present is not None:
+            tok = tok + (present.to(tok.dtype) @ self.band_embed.to(tok.dtype))[:, :, None, None]
         tok = tok.flatten(2).transpose(1, 2)
         tok = torch.cat([self.cls_token.expand(tok.shape[0], -1, -1), tok], dim=1)
         return tok + self._pos_embed(grid), grid
+
+    def check_bands(self, present: torch.Tensor) -> None:
+        """Every sample must hold the model's required bands (``config.min_bands``)."""
+        c = self.config
+        need = [c.s2_bands.index(b) for b in c.min_bands]
+        lacking = ~present[:, need].all(dim=1)
+        if bool(lacking.any()):
+            miss = sorted({c.min_bands[j] for j in range(len(need)) for b in range(present.shape[0])
+                           if not bool(present[b, need[j]])})
+            raise ValueError(f"input lacks the bands {miss} this model needs at least "
+                             f"({', '.join(c.min_bands)})")
 
     # --- forward ----------------------------------------------------------------------------
     def forward_tokens(self, x: torch.Tensor, return_attention: int = 0

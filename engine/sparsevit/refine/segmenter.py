@@ -22,6 +22,9 @@ class SegmenterConfig:
     encoder_depth: int = 5
     decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16)
     extra: dict = field(default_factory=dict)
+    # Band-flexible input: bands the raster lacks arrive as all-NaN channels; the network sees
+    # the zero-filled bands plus one constant presence plane per band (see BandFlexible).
+    band_flexible: bool = False
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -35,12 +38,31 @@ SEGMENTERS: dict[str, SegmenterConfig] = {
     # 20 MB budget of the bundled model in fp16.
     "unet-mnv3": SegmenterConfig(encoder_name="tu-mobilenetv3_large_100",
                                  decoder_channels=(128, 64, 32, 16, 8)),
+    # the same, band-flexible (the default model's): any band subset, missing bands as NaN
+    "unet-mnv3-flex": SegmenterConfig(encoder_name="tu-mobilenetv3_large_100",
+                                      decoder_channels=(128, 64, 32, 16, 8), band_flexible=True),
     "unet-r18-small": SegmenterConfig(encoder_depth=4, decoder_channels=(128, 64, 32, 16)),
     "unet-r18": SegmenterConfig(),
     "unet-r34": SegmenterConfig(encoder_name="resnet34"),
     "deeplabv3plus-r50": SegmenterConfig(arch="DeepLabV3Plus", encoder_name="resnet50",
                                          decoder_channels=(256,)),
 }
+
+
+class BandFlexible(nn.Module):
+    """Wraps a segmentation network built for ``2 x C`` input channels: the ``C`` bands with
+    missing (all-NaN) ones set to 0, the band mean after normalisation, and ``C`` planes that
+    are 1 where the band exists, so the network can tell a dark band from an absent one."""
+
+    def __init__(self, net: nn.Module, in_channels: int):
+        super().__init__()
+        self.net, self.in_channels = net, in_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        finite = torch.isfinite(x)
+        present = finite.flatten(2).any(-1).to(x.dtype)[:, :, None, None].expand_as(x)
+        x = torch.where(finite, x, torch.zeros((), dtype=x.dtype, device=x.device))
+        return self.net(torch.cat([x, present], dim=1))
 
 
 def build_segmenter(name_or_config: str | SegmenterConfig | dict, in_channels: int,
@@ -58,13 +80,16 @@ def build_segmenter(name_or_config: str | SegmenterConfig | dict, in_channels: i
         cfg = SegmenterConfig(**d)
     else:
         cfg = name_or_config
-    kwargs = dict(encoder_name=cfg.encoder_name, encoder_weights=None, in_channels=in_channels,
+    net_in = 2 * in_channels if cfg.band_flexible else in_channels
+    kwargs = dict(encoder_name=cfg.encoder_name, encoder_weights=None, in_channels=net_in,
                   classes=num_classes, **cfg.extra)
     if cfg.arch == "Unet":
         kwargs.update(encoder_depth=cfg.encoder_depth, decoder_channels=cfg.decoder_channels)
     elif cfg.arch == "DeepLabV3Plus":
         kwargs.update(decoder_channels=cfg.decoder_channels[0])
     model = smp.create_model(cfg.arch, **kwargs)
+    if cfg.band_flexible:
+        model = BandFlexible(model, in_channels)
     model.sparsevit_config = cfg  # recorded in checkpoints
     return model
 

@@ -71,19 +71,24 @@ class Normalizer:
 def compute_stats(samples: Iterable[Any], description: str | None = None,
                   min_std: float = 1e-3) -> Normalizer:
     """Per-band mean/std over every pixel of ``samples`` (objects with ``.s2`` and ``.s1``)."""
-    total = sq = None
-    count = 0
+    total = sq = count = None
     for s in samples:
         x = clip_and_stack(s.s2, s.s1).double()
         flat = x.reshape(x.shape[0], -1)
+        # band-flexible datasets hold missing bands as NaN: each band counts its own pixels
+        finite = torch.isfinite(flat)
+        flat = torch.where(finite, flat, torch.zeros((), dtype=flat.dtype))
         if total is None:
             total = torch.zeros(flat.shape[0], dtype=torch.float64)
             sq = torch.zeros_like(total)
+            count = torch.zeros_like(total)
         total += flat.sum(1)
         sq += (flat * flat).sum(1)
-        count += flat.shape[1]
+        count += finite.sum(1)
     if total is None:
         raise ValueError("cannot compute normalisation statistics from an empty dataset")
+    if bool((count == 0).any()):
+        raise ValueError("a band has no finite pixel in the statistics samples")
     mean = total / count
     std = (sq / count - mean * mean).clamp_min(0).sqrt().clamp_min(min_std)
     return Normalizer("dataset_stats", mean.tolist(), std.tolist(), stats_from=description)

@@ -27,6 +27,7 @@ from rasterio.windows import Window
 from ..bands import (EUROSAT_BAND_ORDER, S1_BANDS, S2_BANDS, S2_BANDS_NO_CIRRUS,
                      S2_RESOLUTION_M, normalize_s1_name, normalize_s2_name)
 from ..errors import InputError
+from . import radiometry as _radiometry
 
 RASTER_SUFFIXES = {".tif", ".tiff", ".jp2", ".vrt", ".img"}
 HOW_DESCRIPTION, HOW_TAG, HOW_FILENAME, HOW_POSITION, HOW_OVERRIDE = (
@@ -248,6 +249,9 @@ class S2Scene(_OpenSources):
     dtype: str
     nodata: float | None
     warnings: list[str] = field(default_factory=list)
+    # how the values are converted to the model's DN (see io/radiometry.py); None: read as is
+    radiometry: "_radiometry.Radiometry | None" = None
+    metadata_files: list[Path] = field(default_factory=list)  # MTD_*.xml given as the input
     _handles: dict = field(default_factory=dict, repr=False)
 
     # -- description ------------------------------------------------------------------------
@@ -275,6 +279,7 @@ class S2Scene(_OpenSources):
                 "bands": {b: self.bands[b].to_dict() for b in self.band_names},
                 "missing": self.missing, "resampled": self.resampled(),
                 "grid": self.grid.to_dict(), "dtype": self.dtype, "nodata": self.nodata,
+                "radiometry": self.radiometry.to_dict() if self.radiometry is not None else None,
                 "warnings": list(self.warnings)}
 
     # -- reading ----------------------------------------------------------------------------
@@ -297,11 +302,13 @@ class S2Scene(_OpenSources):
 
     def read(self, window: Window | None = None, bands: Sequence[str] | None = None
              ) -> tuple[np.ndarray, np.ndarray]:
-        """Read ``bands`` (default: the 12 bands without B10) in that order as float32 [C,H,W].
+        """Read ``bands`` (default: the 12 bands without B10) in that order as float32 [C,H,W],
+        converted to the model's DN (reflectance x 10000, no offset; see :attr:`radiometry`).
 
         Returns ``(data, valid)``; ``valid`` [H,W] is False where any band is nodata, NaN/Inf or
         outside its source, and where every band is 0 (the Sentinel-2 no-data value when the
-        file does not declare one). Invalid pixels hold 0 in ``data``.
+        file does not declare one); all judged on the values as stored, before the conversion.
+        Invalid pixels hold 0 in ``data``.
         """
         bands = list(bands) if bands is not None else list(S2_BANDS_NO_CIRRUS)
         self.require(bands)
@@ -309,6 +316,8 @@ class S2Scene(_OpenSources):
         h, w = int(window.height), int(window.width)
         data = np.empty((len(bands), h, w), dtype=np.float32)
         valid = np.ones((h, w), dtype=bool)
+        zero_is_nodata = self.nodata is None and np.dtype(self.dtype).kind in "ui"
+        nonzero = np.zeros((h, w), dtype=bool)
         for i, name in enumerate(bands):
             ds, idx, mode = self._reader(name)
             src = self.bands[name]
@@ -326,9 +335,11 @@ class S2Scene(_OpenSources):
             if src.nodata is not None and not (isinstance(ds, WarpedVRT)):
                 valid &= ~((arr == src.nodata) if not np.isnan(src.nodata) else np.isnan(arr))
             valid &= np.isfinite(arr)
-            data[i] = arr
-        if self.nodata is None and np.dtype(self.dtype).kind in "ui":
-            valid &= np.any(data != 0, axis=0)
+            if zero_is_nodata:
+                nonzero |= arr != 0
+            data[i] = arr if self.radiometry is None else self.radiometry.apply(name, arr)
+        if zero_is_nodata:
+            valid &= nonzero
         data[:, ~valid] = 0
         return data, valid
 
@@ -395,13 +406,18 @@ def _positional_order(path: Path, count: int) -> tuple[tuple[str, ...], str]:
 
 
 def open_s2(inputs: str | Path | Sequence[str | Path], band_order: Sequence[str] | None = None,
-            required: Iterable[str] | None = S2_BANDS_NO_CIRRUS) -> S2Scene:
-    """Open a Sentinel-2 input (multi-band file, band folder or band files) as an :class:`S2Scene`.
+            required: Iterable[str] | None = S2_BANDS_NO_CIRRUS, radiometry: str | None = None
+            ) -> S2Scene:
+    """Open a Sentinel-2 input (multi-band file, band folder, band files, a SAFE folder or its
+    MTD_MSIL1C.xml / MTD_MSIL2A.xml) as an :class:`S2Scene`.
 
     ``band_order`` names every band of the input in file order (e.g. ``EUROSAT_BAND_ORDER``) and
     overrides what the files say. ``required`` bands missing -> :class:`InputError` (``None``
-    accepts any subset, as ``sparsevit info`` does).
+    accepts any subset, as ``sparsevit info`` does). ``radiometry`` overrides the detected value
+    convention (``dn``, ``reflectance``, ``dn-offset-1000`` or ``SCALE,OFFSET``; see
+    :mod:`sparsevit.io.radiometry`).
     """
+    inputs, metadata_files = _radiometry.expand_safe(inputs)
     files = _expand(inputs)
     named, notes, unnamed = _s2_candidates(files, band_order)
     if not named and unnamed:
@@ -442,9 +458,10 @@ def open_s2(inputs: str | Path | Sequence[str | Path], band_order: Sequence[str]
     if ref.grid.crs is None:
         notes.append("the input has no CRS: outputs will not be georeferenced")
     scene = S2Scene(inputs=files, bands=bands, grid=ref.grid, dtype=dtype, nodata=nodata,
-                    warnings=notes)
+                    warnings=notes, metadata_files=metadata_files)
     if required is not None:
         scene.require(required)
+    scene.radiometry = _radiometry.detect(scene, override=radiometry)
     return scene
 
 

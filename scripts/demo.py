@@ -73,7 +73,7 @@ def main() -> int:
             print(f"  {f.relative_to(REPO) if f.is_relative_to(REPO) else f}")
         overview = next(out.glob("*_overview.png"), None)
         if overview:
-            print(f"\noverview (RGB | attention pseudomask | land-cover map): {overview}")
+            print(f"\noverview (RGB | attention pseudomask | land cover, detailed | coarse): {overview}")
         return 0 if result.get("LANDCOVER") else 1
     finally:
         if provider is not None:

@@ -102,9 +102,9 @@ def poll():
     if browser is not None:
         browser.hide()
     run = dock.last_run
-    if run is not None and run.get("landcover") is not None:
-        iface.setActiveLayer(run.get("landcover"))
-        iface.mapCanvas().setExtent(run.get("landcover").extent())
+    if run is not None and run.main_map is not None:  # the coarse map when there is one
+        iface.setActiveLayer(run.main_map)
+        iface.mapCanvas().setExtent(run.main_map.extent())
         iface.mapCanvas().refresh()
     QTimer.singleShot(2500, save_and_quit)
 

@@ -14,6 +14,17 @@ from qgis.core import QgsCoordinateReferenceSystem, QgsRectangle
 from . import settings
 
 
+# The class levels a prediction can write (value, label); the first is the engine's default.
+# "both" gives the detailed map alone for a model whose classes have no coarse level.
+LEVELS = (
+    ("both", "Both: detailed and coarse land cover"),
+    ("detailed", "Detailed: the model's classes (e.g. 10 EuroSAT)"),
+    ("coarse", "Coarse: Water, Built-up, Cropland, Grassland, Forest"),
+)
+# The engine's output roles (``predict`` result ``outputs``) that are class maps.
+CLASS_MAP_ROLES = ("landcover_coarse", "landcover", "pseudomask")
+
+
 class JobError(ValueError):
     """A form or parameter value the engine cannot be started with; the message says the fix."""
 
@@ -79,6 +90,16 @@ def area_args(rect: QgsRectangle, crs: QgsCoordinateReferenceSystem | None) -> l
     if crs is not None and crs.isValid():
         args += ["--area-crs", crs_arg(crs)]
     return args
+
+
+def level_args(level: str | None) -> list[str]:
+    """``--level detailed|coarse``; nothing for "both", the engine's default (which, unlike an
+    explicit ``--level both``, also works for a model without a coarse level)."""
+    level = (level or "both").strip().lower()
+    if level not in {value for value, _label in LEVELS}:
+        raise JobError(f"Unknown land-cover level '{level}'; use one of "
+                       + ", ".join(value for value, _label in LEVELS) + ".")
+    return [] if level == "both" else ["--level", level]
 
 
 def resolve_model(chosen: str | None) -> str:

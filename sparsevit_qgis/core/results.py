@@ -19,6 +19,7 @@ from qgis.core import (
 )
 
 from . import settings
+from .predict_job import CLASS_MAP_ROLES
 from .schemes import SchemeError, find_scheme
 from .styling import (
     add_basemap,
@@ -32,6 +33,8 @@ from .styling import (
 BASEMAP_PROPERTY = "sparsevit/basemap"
 ROLE_PROPERTY = "sparsevit/role"
 VIEW_LANDCOVER, VIEW_PSEUDOMASK, VIEW_BASEMAP = "landcover", "pseudomask", "basemap"
+VIEW_COARSE = "landcover_coarse"
+MAP_VIEWS = (VIEW_COARSE, VIEW_LANDCOVER, VIEW_PSEUDOMASK)
 
 
 @dataclass
@@ -42,6 +45,15 @@ class RunLayers:
 
     def get(self, role: str) -> QgsMapLayer | None:
         return self.layers.get(role)
+
+    @property
+    def main_role(self) -> str:
+        """The map shown first: the coarse land cover when the run has one, else the detailed."""
+        return VIEW_COARSE if VIEW_COARSE in self.layers else VIEW_LANDCOVER
+
+    @property
+    def main_map(self) -> QgsMapLayer | None:
+        return self.layers.get(self.main_role)
 
 
 def expected_crs(result: dict) -> QgsCoordinateReferenceSystem:
@@ -77,19 +89,23 @@ def add_predict_results(result: dict, label: str, project: QgsProject | None = N
     project = project or QgsProject.instance()
     log = log or (lambda _m: None)
     outputs = result.get("outputs") or {}
-    scheme = None
-    if result.get("scheme"):
-        try:
-            scheme = find_scheme(result["scheme"])
-        except SchemeError as exc:
-            log(str(exc))
+    schemes: dict[str, object] = {}
+    for key in ("scheme", "coarse_scheme"):
+        if result.get(key):
+            try:
+                schemes[key] = find_scheme(result[key])
+            except SchemeError as exc:
+                log(str(exc))
+    scheme = schemes.get("scheme")
     crs = expected_crs(result)
     opacity = settings.result_opacity()
     run = RunLayers()
     ordered: list[tuple[str, QgsMapLayer]] = []
-    names = {"landcover": "Land cover", "pseudomask": "Attention pseudomask",
-             "confidence": "Confidence", "attention": "Attention (per head)"}
-    for role in ("landcover", "pseudomask", "confidence", "attention"):
+    names = {"landcover_coarse": "Land cover, coarse", "landcover": "Land cover",
+             "pseudomask": "Attention pseudomask", "confidence": "Confidence",
+             "attention": "Attention (per head)"}
+    # top to bottom in the group: the coarse map over the detailed one
+    for role in ("landcover_coarse", "landcover", "pseudomask", "confidence", "attention"):
         path = outputs.get(role)
         if not path:
             continue
@@ -97,8 +113,9 @@ def add_predict_results(result: dict, label: str, project: QgsProject | None = N
         if layer is None:
             run.warnings.append(f"Cannot open the result {path}")
             continue
-        if role in ("landcover", "pseudomask"):
-            how = style_result_layer(layer, scheme, opacity)
+        if role in CLASS_MAP_ROLES:
+            how = style_result_layer(layer, schemes.get("coarse_scheme") if role == VIEW_COARSE
+                                     else scheme, opacity)
             if not how:
                 run.warnings.append(f"{path}: no .qml and no known class scheme; left unstyled.")
         elif role == "confidence":
@@ -109,10 +126,13 @@ def add_predict_results(result: dict, label: str, project: QgsProject | None = N
     if polygons and Path(str(polygons)).is_file():
         vlayer = QgsVectorLayer(str(polygons), f"Land-cover polygons — {label}", "ogr")
         if vlayer.isValid():
-            if scheme is not None:
-                categorized_polygons(vlayer, scheme)
+            # the engine vectorizes the detailed map, or the coarse one when that is the only map
+            poly_scheme = schemes.get("coarse_scheme") if result.get("level") == "coarse" else scheme
+            if poly_scheme is not None:
+                categorized_polygons(vlayer, poly_scheme)
             vlayer.setOpacity(opacity)
-            ordered.insert(1, ("polygons", vlayer))
+            maps = sum(1 for r, _l in ordered if r in (VIEW_COARSE, VIEW_LANDCOVER))
+            ordered.insert(maps, ("polygons", vlayer))  # just below the land-cover map(s)
         else:
             run.warnings.append(f"Cannot open the polygons {polygons}")
     for role, layer in ordered:
@@ -124,12 +144,14 @@ def add_predict_results(result: dict, label: str, project: QgsProject | None = N
     if ordered:
         run.group = add_layers_to_group([lyr for _r, lyr in ordered], run_group_name(label, when),
                                         project)
-        # Land cover on; the rest one click away (and drawn only when asked for).
+        # The main map (coarse over detailed) on; the rest one click away (and drawn only
+        # when asked for).
+        main = run.main_role
         for role, layer in ordered:
             node = run.group.findLayer(layer.id())
             if node is not None:
-                node.setItemVisibilityChecked(role == "landcover")
-            if role != "landcover" and node is not None:
+                node.setItemVisibilityChecked(role == main)
+            if role != main and node is not None:
                 node.setExpanded(False)  # one legend at a time; the others are a click away
     for w in run.warnings:
         log(w)
@@ -170,7 +192,8 @@ def ensure_basemap(project: QgsProject | None = None) -> QgsMapLayer:
 
 
 def set_view(run: RunLayers, view: str, project: QgsProject | None = None) -> None:
-    """Show the land-cover map, the pseudomask or only the basemap (group layers toggled)."""
+    """Show the coarse or detailed land-cover map, the pseudomask or only the basemap (group
+    layers toggled)."""
     project = project or QgsProject.instance()
     root = project.layerTreeRoot()
     basemap = find_basemap(project)
@@ -181,7 +204,7 @@ def set_view(run: RunLayers, view: str, project: QgsProject | None = None) -> No
             node = root.findLayer(layer.id())
         except RuntimeError:  # the user removed the layer
             continue
-        if node is None or role not in (VIEW_LANDCOVER, VIEW_PSEUDOMASK, "polygons"):
+        if node is None or role not in MAP_VIEWS + ("polygons",):
             continue
         node.setItemVisibilityChecked(role == view)
     if run.group is not None and view != VIEW_BASEMAP:

@@ -51,9 +51,19 @@ from ..core import settings
 from ..core.engine_locator import clear_cache, locate_engine
 from ..core.engine_runner import EngineOutcome
 from ..core.engine_task import EngineTask
-from ..core.predict_job import JobError, area_args, discard_run_folder, input_stem, resolve_model, run_folder
+from ..core.predict_job import (
+    LEVELS,
+    JobError,
+    area_args,
+    discard_run_folder,
+    input_stem,
+    level_args,
+    resolve_model,
+    run_folder,
+)
 from ..core.results import (
     VIEW_BASEMAP,
+    VIEW_COARSE,
     VIEW_LANDCOVER,
     VIEW_PSEUDOMASK,
     RunLayers,
@@ -270,6 +280,15 @@ class SparseVitDock(QgsDockWidget):
         self.tile_spin.setSuffix(tr(" px"))
         self.tile_spin.setToolTip(tr("Tile size in pixels; larger tiles are faster but need more memory"))
         opt_form.addRow(tr("Tile size"), self.tile_spin)
+        self.level_combo = QComboBox(opt_box)
+        for value, label in LEVELS:
+            self.level_combo.addItem(tr(label), value)
+        self.level_combo.setToolTip(tr(
+            "Detailed: the model's own classes. Coarse: those merged into Water, Built-up, "
+            "Cropland, Grassland and Forest, a map that is easier to read. Both: the coarse map "
+            "on top of the detailed one (the detailed map alone for a model without a coarse "
+            "level)."))
+        opt_form.addRow(tr("Land-cover level"), self.level_combo)
         self.attention_check = QCheckBox(tr("Per-head attention maps"), opt_box)
         self.polygons_check = QCheckBox(tr("Land-cover polygons (GeoPackage)"), opt_box)
         self.overview_check = QCheckBox(tr("PNG overview"), opt_box)
@@ -334,7 +353,9 @@ class SparseVitDock(QgsDockWidget):
         self.view_group.setExclusive(True)
         self.view_buttons = {}
         for view, label, tip in (
-                (VIEW_LANDCOVER, tr("Land cover"), tr("Show the refined land-cover map")),
+                (VIEW_COARSE, tr("Coarse"), tr("Show the coarse land-cover map (5 classes)")),
+                (VIEW_LANDCOVER, tr("Detailed"), tr("Show the detailed land-cover map (the "
+                                                    "model's classes)")),
                 (VIEW_PSEUDOMASK, tr("Pseudomask"), tr("Show the attention pseudomask")),
                 (VIEW_BASEMAP, tr("Basemap"), tr("Hide the results, show the basemap"))):
             b = QToolButton(box)
@@ -442,6 +463,7 @@ class SparseVitDock(QgsDockWidget):
         args += self.area_args()
         if self.tile_spin.value() > 0:
             args += ["--tile", str(self.tile_spin.value())]
+        args += level_args(self.level_combo.currentData())
         if self.attention_check.isChecked():
             args.append("--attention")
         if self.polygons_check.isChecked():
@@ -568,8 +590,17 @@ class SparseVitDock(QgsDockWidget):
             if view == VIEW_BASEMAP:
                 ensure_basemap()
             return
+        if view in (VIEW_COARSE, VIEW_LANDCOVER) and run.get(view) is None:
+            view = run.main_role  # this run has only the other level
         set_view(run, view)
         self.view_buttons[view].setChecked(True)
+
+    def _sync_view_buttons(self) -> None:
+        """Level buttons for the maps the last run has; the one shown checked."""
+        run = self._live_run()
+        for view in (VIEW_COARSE, VIEW_LANDCOVER):
+            self.view_buttons[view].setEnabled(run is None or run.get(view) is not None)
+        self.view_buttons[run.main_role if run is not None else VIEW_LANDCOVER].setChecked(True)
 
     def set_opacity(self, value: int) -> None:
         self.opacity_value.setText(f"{value} %")
@@ -663,23 +694,27 @@ class SparseVitDock(QgsDockWidget):
             self.show_error(tr("The engine finished but no result could be opened; see the log."))
             return
         self.last_run = run
-        self.view_buttons[VIEW_LANDCOVER].setChecked(True)
+        self._sync_view_buttons()
         self.export_box.setCollapsed(False)
         # The layer tree view re-expands a paletted layer's legend once its style is applied;
         # fold the hidden layers again after that.
         QTimer.singleShot(0, lambda: collapse_hidden(run))
-        landcover = run.get("landcover")
+        landcover = run.main_map  # the coarse map when there is one: the map on show
         if landcover is not None:
             self.export_layer.setLayer(landcover)
             stem = Path(landcover.source()).with_suffix("")
             self.export_file.setFilePath(str(stem) + EXPORT_FORMATS[self.export_format.currentIndex()][2])
             if self.iface is not None and self.iface.mapCanvas() is not None and self.area_mode() == AREA_WHOLE:
                 self._zoom_to(landcover)
-        areas = [r for r in result.get("class_areas") or [] if r.get("hectares")]
-        for row in sorted(areas, key=lambda r: -r["hectares"]):
-            self.log.appendPlainText(f"  {row['name']:<22} {row['hectares']:>10.1f} ha  {row['percent']:5.1f} %")
+        for key, heading in (("class_areas_coarse", tr("Coarse land cover:")),
+                             ("class_areas", tr("Detailed land cover:"))):
+            areas = [r for r in result.get(key) or [] if r.get("hectares")]
+            if areas and result.get("class_areas_coarse") and result.get("class_areas"):
+                self.log.appendPlainText(heading)
+            for row in sorted(areas, key=lambda r: -r["hectares"]):
+                self.log.appendPlainText(f"  {row['name']:<22} {row['hectares']:>10.1f} ha  {row['percent']:5.1f} %")
         self.log.appendPlainText(tr("{0} layer(s) added to group '{1}'; outputs in {2}").format(
-            len(run.layers), run.group.name(), Path(str((result.get("outputs") or {}).get("landcover", ""))).parent))
+            len(run.layers), run.group.name(), Path(str((result.get("outputs") or {}).get("run", ""))).parent))
 
     def _zoom_to(self, layer) -> None:
         from qgis.core import QgsCoordinateTransform

@@ -48,6 +48,10 @@ def dock(qgis_iface, real_engine, engine_setting, tiny_bundle, tmp_path, qgis_ne
 def test_dock_predict_adds_a_styled_group_then_exports_polygons(dock, tmp_path):
     scheme = json.loads((REPO / "resources" / "schemes" / "eurosat.json").read_text())
     names = [c["name"] for c in scheme["classes"]]
+    coarse_names = [c["name"] for c in json.loads(
+        (REPO / "resources" / "schemes" / "eurosat_coarse.json").read_text())["classes"]]
+    assert dock.level_combo.currentData() == "both"  # the default: no --level, both maps
+    assert "--level" not in dock.build_predict_args()
     assert dock.run_predict() is not None
     _wait(dock)
     assert dock.stage_label.text().startswith("Done"), dock.log.toPlainText()
@@ -61,7 +65,8 @@ def test_dock_predict_adds_a_styled_group_then_exports_polygons(dock, tmp_path):
     assert group.name().startswith("SparseViT Spain_7370579_S2Hand ")
     run = dock.last_run
     landcover, pseudomask, confidence = (run.get(r) for r in ("landcover", "pseudomask", "confidence"))
-    for layer in (landcover, pseudomask, confidence):
+    coarse = run.get("landcover_coarse")
+    for layer in (coarse, landcover, pseudomask, confidence):
         assert Path(layer.source()).parent == runs[0]
         assert layer.crs().authid() == "EPSG:4326"
         assert group.findLayer(layer.id()) is not None
@@ -71,8 +76,17 @@ def test_dock_predict_adds_a_styled_group_then_exports_polygons(dock, tmp_path):
     ramp = confidence.renderer()
     assert isinstance(ramp, QgsSingleBandPseudoColorRenderer)
     assert (ramp.classificationMin(), ramp.classificationMax()) == (0.0, 1.0)
-    assert group.findLayer(landcover.id()).itemVisibilityChecked()
+    assert [c.label for c in coarse.renderer().classes()] == coarse_names
+    # the coarse map on top and shown; the detailed one just below it, a click away
+    assert [n.layer() for n in group.findLayers()][:2] == [coarse, landcover]
+    assert group.findLayer(coarse.id()).itemVisibilityChecked()
+    assert not group.findLayer(landcover.id()).itemVisibilityChecked()
     assert not group.findLayer(pseudomask.id()).itemVisibilityChecked()
+    assert dock.view_buttons["landcover_coarse"].isChecked()
+    assert "Coarse land cover:" in dock.log.toPlainText()
+    dock.set_view("landcover")
+    assert group.findLayer(landcover.id()).itemVisibilityChecked()
+    assert not group.findLayer(coarse.id()).itemVisibilityChecked()
 
     dock.set_view("pseudomask")
     assert group.findLayer(pseudomask.id()).itemVisibilityChecked()
@@ -88,8 +102,10 @@ def test_dock_predict_adds_a_styled_group_then_exports_polygons(dock, tmp_path):
     assert landcover.renderer().opacity() == pytest.approx(0.4)
     assert confidence.renderer().opacity() == pytest.approx(0.4)
 
-    # export the run's land cover (pre-selected) to polygons in another CRS
-    assert dock.export_layer.currentLayer() is landcover
+    # export the run's land cover (the coarse map on show is pre-selected) to polygons in
+    # another CRS
+    assert dock.export_layer.currentLayer() is coarse
+    dock.export_layer.setLayer(landcover)
     dock.export_format.setCurrentIndex(1)  # gpkg
     dock.export_crs.setCrs(__import__("qgis.core").core.QgsCoordinateReferenceSystem("EPSG:32630"))
     dock.export_file.setFilePath(str(tmp_path / "polygons.gpkg"))
@@ -102,6 +118,15 @@ def test_dock_predict_adds_a_styled_group_then_exports_polygons(dock, tmp_path):
     renderer = polys.renderer()
     assert isinstance(renderer, QgsCategorizedSymbolRenderer)
     assert [c.label() for c in renderer.categories()] == names
+
+
+def test_dock_level_combo_gives_the_engine_level(dock):
+    levels = [dock.level_combo.itemData(i) for i in range(dock.level_combo.count())]
+    assert levels == ["both", "detailed", "coarse"]
+    for i, level in enumerate(levels):
+        dock.level_combo.setCurrentIndex(i)
+        args = dock.build_predict_args()
+        assert (args[args.index("--level") + 1] if "--level" in args else "both") == level
 
 
 def test_dock_cancel_stops_the_engine_and_leaves_no_run_folder(dock, tmp_path):

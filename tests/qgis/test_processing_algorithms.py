@@ -73,6 +73,35 @@ def test_predict_loads_a_styled_land_cover_layer(engine, tiny_bundle, tmp_path, 
     assert layers[0].crs().authid() == "EPSG:4326"
     # the extent was honoured: ~170 px, not the 512 px scene
     assert layers[0].width() < 250
+    # the default level writes the coarse map too, loaded styled and on top of the detailed one
+    coarse = results["LANDCOVER_COARSE"]
+    assert coarse.endswith("_landcover_coarse.tif") and Path(coarse).parent == out
+    assert Path(results["AREAS_COARSE"]).is_file()
+    found = [lyr for lyr in project.mapLayers().values() if lyr.source() == coarse]
+    assert len(found) == 1 and isinstance(found[0].renderer(), QgsPalettedRasterRenderer)
+    assert [c.label for c in found[0].renderer().classes()] == [
+        "Water", "Built-up", "Cropland", "Grassland", "Forest"]
+    order = [node.layer() for node in project.layerTreeRoot().findLayers()]
+    assert order.index(found[0]) < order.index(layers[0])
+
+
+def test_predict_level_parameter_becomes_the_engine_level(engine, tiny_bundle, tmp_path):
+    from qgis.core import QgsProcessingParameterEnum
+    alg = QgsApplication.processingRegistry().createAlgorithmById("sparsevit:predict")
+    param = alg.parameterDefinition("LEVEL")
+    assert isinstance(param, QgsProcessingParameterEnum) and param.defaultValue() == 0
+    assert [o.split(":")[0] for o in param.options()] == ["Both", "Detailed", "Coarse"]
+    assert "Coarse" in alg.shortHelpString() or "coarse" in alg.shortHelpString()
+    seen = {}
+    for level in (None, 0, 1, 2):
+        params = {"INPUT": str(engine), "MODEL": str(tiny_bundle / "bundle.json"),
+                  "OUTPUT_FOLDER": str(tmp_path / "o")}
+        if level is not None:
+            params["LEVEL"] = level
+        args = alg.engine_args(params, QgsProcessingContext(), QgsProcessingFeedback())
+        seen[level] = args[args.index("--level") + 1] if "--level" in args else None
+    # "Both" is the engine's default: no flag, so a model without a coarse level still runs
+    assert seen == {None: None, 0: None, 1: "detailed", 2: "coarse"}
 
 
 def test_predict_without_default_model_says_what_to_do(engine, tmp_path, monkeypatch):

@@ -1,4 +1,8 @@
-"""The PNG overview of a prediction: RGB | attention pseudomask | land-cover map, with legend."""
+"""The PNG overview of a prediction: RGB | attention pseudomask | land-cover map(s), with legends.
+
+With a coarse level the coarse map gets a column of its own (after the detailed one, or instead
+of it when only the coarse level was asked for) and a legend of its own.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -34,16 +38,33 @@ def _decimated_window_read(scene, window: Window, out_shape: tuple[int, int]):
     return out, np.any(out != 0, axis=0)
 
 
-def write_overview(scene, window: Window, staged, scheme, path: Path) -> Path:
+def write_overview(scene, window: Window, staged, scheme, path: Path, coarse_scheme=None,
+                   detailed: bool = True) -> Path:
     h, w = int(window.height), int(window.width)
     f = min(1.0, MAX_SIDE / max(h, w))
     shape = (max(1, round(h * f)), max(1, round(w * f)))
     rgb, valid = _decimated_window_read(scene, window, shape)
     lut = palette_lut(scheme.colors, scheme.values, ignore_rgb=(255, 255, 255))
     cells = [rgb_image(rgb, ("B04", "B03", "B02"), valid=valid)]
-    for p in (staged.pseudomask, staged.landcover):
+    titles = ["Sentinel-2 RGB", "attention pseudomask"]
+    maps = [(staged.pseudomask, lut)]
+    coarse = coarse_scheme is not None and getattr(staged, "landcover_coarse", None) is not None
+    if detailed or not coarse:
+        maps.append((staged.landcover, lut))
+        titles.append("land-cover map" if not coarse else "land cover, detailed")
+    if coarse:
+        maps.append((staged.landcover_coarse,
+                     palette_lut(coarse_scheme.colors, coarse_scheme.values, ignore_rgb=(255, 255, 255))))
+        titles.append("land cover, coarse")
+    for p, table in maps:
         with rasterio.open(p) as ds:
-            cells.append(colorize(ds.read(1, out_shape=shape, resampling=Resampling.nearest), lut))
-    cell = 360
-    return grid_png(path, [cells], ["Sentinel-2 RGB", "attention pseudomask", "land-cover map"],
-                    legend=list(zip(scheme.names, scheme.colors)), cell=cell)
+            cells.append(colorize(ds.read(1, out_shape=shape, resampling=Resampling.nearest), table))
+    cell = 360 if len(cells) <= 3 else 320
+    detail = list(zip(scheme.names, scheme.colors))
+    if not coarse:
+        return grid_png(path, [cells], titles, legend=detail, cell=cell)
+    return grid_png(path, [cells], titles, cell=cell, legends=[
+        (("pseudomask and detailed map: " if detailed else "pseudomask: ")
+         + getattr(scheme, "title", scheme.name), detail),
+        ("coarse map: " + getattr(coarse_scheme, "title", coarse_scheme.name),
+         list(zip(coarse_scheme.names, coarse_scheme.colors)))])

@@ -54,10 +54,12 @@ def colorize(labels: np.ndarray, lut: np.ndarray) -> np.ndarray:
 
 def grid_png(path: str | Path, rows: Sequence[Sequence[np.ndarray]], column_titles: Sequence[str],
              legend: Sequence[tuple[str, str]] = (), row_titles: Sequence[str] | None = None,
-             cell: int = 192, title: str | None = None) -> Path:
+             cell: int = 192, title: str | None = None,
+             legends: Sequence[tuple[str, Sequence[tuple[str, str]]]] = ()) -> Path:
     """Save a grid of uint8 [H,W,3] (or [H,W] grey) images with titles and a class legend.
 
-    ``legend`` is a list of (name, '#rrggbb'). Written atomically.
+    ``legend`` is a list of (name, '#rrggbb'); ``legends`` adds titled legends below it, one
+    block each (e.g. two class levels). Written atomically.
     """
     font, small = _font(14), _font(12)
     pad, head = 6, 22
@@ -65,9 +67,12 @@ def grid_png(path: str | Path, rows: Sequence[Sequence[np.ndarray]], column_titl
     top = head + (24 if title else 0)
     ncol = max(len(r) for r in rows) if rows else 0
     legend_cols = max(1, (left + ncol * (cell + pad)) // 170)
-    legend_rows = (len(legend) + legend_cols - 1) // legend_cols
+    blocks = ([(None, list(legend))] if legend else []) + [(t, list(e)) for t, e in legends if e]
+    block_rows = [(1 if t else 0) + (len(e) + legend_cols - 1) // legend_cols for t, e in blocks]
+    legend_rows = sum(block_rows)
     width = left + ncol * (cell + pad) + pad
-    height = top + len(rows) * (cell + pad) + pad + legend_rows * 20 + (10 if legend else 0)
+    height = (top + len(rows) * (cell + pad) + pad + legend_rows * 20
+              + (10 * len(blocks) if blocks else 0))
     canvas = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(canvas)
     if title:
@@ -85,11 +90,16 @@ def grid_png(path: str | Path, rows: Sequence[Sequence[np.ndarray]], column_titl
             im = im.resize((cell, cell), Image.NEAREST)  # nearest: class colours stay exact
             canvas.paste(im, (left + pad + j * (cell + pad), y))
     y0 = top + len(rows) * (cell + pad) + pad
-    for k, (name, color) in enumerate(legend):
-        r, c = divmod(k, legend_cols)
-        x, y = pad + c * 170, y0 + r * 20
-        draw.rectangle([x, y + 2, x + 14, y + 16], fill=color, outline="black")
-        draw.text((x + 20, y + 2), name[:22], fill="black", font=small)
+    for (block_title, entries), n_rows in zip(blocks, block_rows):
+        if block_title:
+            draw.text((pad, y0 + 2), block_title, fill="black", font=small)
+            y0 += 20
+        for k, (name, color) in enumerate(entries):
+            r, c = divmod(k, legend_cols)
+            x, y = pad + c * 170, y0 + r * 20
+            draw.rectangle([x, y + 2, x + 14, y + 16], fill=color, outline="black")
+            draw.text((x + 20, y + 2), name[:22], fill="black", font=small)
+        y0 += (n_rows - (1 if block_title else 0)) * 20 + 10
     with atomic_path(path) as tmp:
         canvas.save(tmp, format="PNG")
     return Path(path)

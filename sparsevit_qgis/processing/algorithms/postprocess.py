@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from qgis.core import QgsProcessingContext, QgsProcessingLayerPostProcessorInterface
 
+from ...core.predict_job import CLASS_MAP_ROLES
 from ...core.schemes import SchemeError
 from ...core.styling import categorized_polygons, confidence_renderer, style_result_layer
 
@@ -30,7 +31,7 @@ class StyleOnLoad(QgsProcessingLayerPostProcessorInterface):
 
     def postProcessLayer(self, layer, context, feedback):  # noqa: N802
         try:
-            if self.role in ("landcover", "pseudomask"):
+            if self.role in CLASS_MAP_ROLES:
                 style_result_layer(layer, self.scheme)
             elif self.role == "confidence":
                 confidence_renderer(layer)

@@ -12,6 +12,7 @@ from qgis.core import (
     QgsProcessingOutputVectorLayer,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFile,
     QgsProcessingParameterFolderDestination,
@@ -19,7 +20,7 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
-from ...core.predict_job import JobError, area_args, input_stem, resolve_model
+from ...core.predict_job import LEVELS, JobError, area_args, input_stem, level_args, resolve_model
 from .base import EngineAlgorithm, raster_path
 from .postprocess import load_on_completion
 
@@ -27,9 +28,10 @@ from .postprocess import load_on_completion
 class PredictAlgorithm(EngineAlgorithm):
     engine_command = "predict"
     group_id, group_title = "mapping", "Land-cover mapping"
-    INPUT, S1, MODEL, EXTENT, TILE = "INPUT", "S1", "MODEL", "EXTENT", "TILE"
+    INPUT, S1, MODEL, EXTENT, TILE, LEVEL = "INPUT", "S1", "MODEL", "EXTENT", "TILE", "LEVEL"
     ATTENTION, POLYGONS, OVERVIEW, OUTPUT_FOLDER = "ATTENTION", "POLYGONS", "OVERVIEW", "OUTPUT_FOLDER"
     LANDCOVER, PSEUDOMASK, CONFIDENCE = "LANDCOVER", "PSEUDOMASK", "CONFIDENCE"
+    LANDCOVER_COARSE, AREAS_COARSE = "LANDCOVER_COARSE", "AREAS_COARSE"
     ATTENTION_MAPS, POLYGON_LAYER, AREAS, RUN, DEVICE = (
         "ATTENTION_MAPS", "POLYGON_LAYER", "AREAS", "RUN", "DEVICE")
 
@@ -40,7 +42,11 @@ class PredictAlgorithm(EngineAlgorithm):
         "land-cover map (paletted GeoTIFF with class names and a .qml style), the attention "
         "pseudomask, a confidence raster (0..1), class-area tables (CSV/JSON) and optionally "
         "polygons and per-head attention maps. The land-cover map is added to the project "
-        "styled.\n\nModel: a model folder (with bundle.json) or a classifier .safetensors; "
+        "styled.\n\nLevel: the detailed map has the model's own classes (the 10 EuroSAT "
+        "classes for the bundled model); the coarse map merges them into Water, Built-up, "
+        "Cropland, Grassland and Forest (with its own class areas) and is added on top of the "
+        "detailed one. 'Both' writes the detailed map alone for a model whose classes have no "
+        "coarse level.\n\nModel: a model folder (with bundle.json) or a classifier .safetensors; "
         "empty uses the bundled default model.\nExtent: only this rectangle is mapped (the "
         "engine has no polygon clip).")
 
@@ -60,6 +66,9 @@ class PredictAlgorithm(EngineAlgorithm):
             self.TILE, self.tr("Tile size in pixels (0: the model's)"),
             type=QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0, maxValue=8192)
         self.addParameter(tile)
+        self.addParameter(QgsProcessingParameterEnum(
+            self.LEVEL, self.tr("Land-cover level"), options=[self.tr(label) for _v, label in LEVELS],
+            defaultValue=0))
         self.addParameter(QgsProcessingParameterBoolean(
             self.ATTENTION, self.tr("Also write per-head attention maps"), defaultValue=False))
         self.addParameter(QgsProcessingParameterBoolean(
@@ -71,12 +80,15 @@ class PredictAlgorithm(EngineAlgorithm):
         self.addParameter(QgsProcessingParameterFolderDestination(
             self.OUTPUT_FOLDER, self.tr("Output folder")))
         self.addOutput(QgsProcessingOutputRasterLayer(self.LANDCOVER, self.tr("Land cover")))
+        self.addOutput(QgsProcessingOutputRasterLayer(self.LANDCOVER_COARSE,
+                                                      self.tr("Land cover, coarse")))
         self.addOutput(QgsProcessingOutputRasterLayer(self.PSEUDOMASK, self.tr("Attention pseudomask")))
         self.addOutput(QgsProcessingOutputRasterLayer(self.CONFIDENCE, self.tr("Confidence")))
         self.addOutput(QgsProcessingOutputRasterLayer(self.ATTENTION_MAPS, self.tr("Attention maps")))
         self.addOutput(QgsProcessingOutputVectorLayer(
             self.POLYGON_LAYER, self.tr("Land-cover polygons"), QgsProcessing.TypeVectorPolygon))
         self.addOutput(QgsProcessingOutputFile(self.AREAS, self.tr("Class areas (CSV)")))
+        self.addOutput(QgsProcessingOutputFile(self.AREAS_COARSE, self.tr("Coarse class areas (CSV)")))
         self.addOutput(QgsProcessingOutputFile(self.RUN, self.tr("Run record (JSON)")))
         self.addOutput(QgsProcessingOutputString(self.DEVICE, self.tr("Device used")))
 
@@ -110,6 +122,8 @@ class PredictAlgorithm(EngineAlgorithm):
         tile = self.parameterAsInt(parameters, self.TILE, context)
         if tile > 0:
             args += ["--tile", str(tile)]
+        level = self.parameterAsEnum(parameters, self.LEVEL, context)
+        args += level_args(LEVELS[level][0] if 0 <= level < len(LEVELS) else None)
         if self.parameterAsBoolean(parameters, self.ATTENTION, context):
             args.append("--attention")
         if self.parameterAsBoolean(parameters, self.POLYGONS, context):
@@ -126,6 +140,8 @@ class PredictAlgorithm(EngineAlgorithm):
         results = {
             self.OUTPUT_FOLDER: self.parameterAsString(parameters, self.OUTPUT_FOLDER, context),
             self.LANDCOVER: outs.get("landcover"), self.PSEUDOMASK: outs.get("pseudomask"),
+            self.LANDCOVER_COARSE: outs.get("landcover_coarse"),
+            self.AREAS_COARSE: outs.get("areas_coarse_csv"),
             self.CONFIDENCE: outs.get("confidence"), self.ATTENTION_MAPS: outs.get("attention"),
             self.POLYGON_LAYER: outs.get("polygons"), self.AREAS: outs.get("areas_csv"),
             self.RUN: outs.get("run"), self.DEVICE: result.get("device") or "",
@@ -134,7 +150,13 @@ class PredictAlgorithm(EngineAlgorithm):
         if outs.get("landcover"):
             load_on_completion(context, outs["landcover"], self.tr("Land cover — {0}").format(label),
                                self.LANDCOVER, "landcover", scheme)
-        for row in result.get("class_areas") or []:
-            if row.get("hectares"):
-                feedback.pushInfo(f"{row['name']:<22} {row['hectares']:>10.1f} ha  {row['percent']:5.1f} %")
+        if outs.get("landcover_coarse"):  # loaded after the detailed map: on top of it
+            load_on_completion(context, outs["landcover_coarse"],
+                               self.tr("Land cover, coarse — {0}").format(label),
+                               self.LANDCOVER_COARSE, "landcover_coarse",
+                               result.get("coarse_scheme"))
+        for key in ("class_areas", "class_areas_coarse"):
+            for row in result.get(key) or []:
+                if row.get("hectares"):
+                    feedback.pushInfo(f"{row['name']:<22} {row['hectares']:>10.1f} ha  {row['percent']:5.1f} %")
         return results

@@ -47,3 +47,16 @@ def test_scene_report_writes_a_grid_per_scene_and_a_table(tmp_path):
     im = np.asarray(Image.open(tmp_path / "scene_a_b_1.png"))
     # the River half of the truth and of the right map are drawn in River's exact colour
     assert (im.reshape(-1, 3) == [0, 0, 255]).all(1).sum() >= 2 * 16 * 32
+
+
+def test_grid_png_titled_legends_each_get_their_rows(tmp_path):
+    lut = palette_lut(["#123456"])
+    cell = colorize(np.zeros((8, 8), np.uint8), lut)
+    flat = np.asarray(Image.open(grid_png(tmp_path / "a.png", [[cell]], ["a"],
+                                          legend=[("A", "#ff0000")], cell=32)))
+    two = np.asarray(Image.open(grid_png(tmp_path / "b.png", [[cell]], ["a"], cell=32, legends=[
+        ("detailed", [("A", "#ff0000"), ("B", "#00ff00")]), ("coarse", [("C", "#0000ff")])])))
+    # one legend column at this width: 2 titles + 3 entries vs 1 entry, one more block gap
+    assert two.shape[0] == flat.shape[0] + 4 * 20 + 10
+    for rgb in ([255, 0, 0], [0, 255, 0], [0, 0, 255]):
+        assert (two.reshape(-1, 3) == rgb).all(1).sum() >= 100  # every swatch is drawn

@@ -65,9 +65,23 @@ class ModelBundle:
     def has_s1(self) -> bool:
         return bool(self.classifier.config.has_s1)
 
+    @property
+    def band_flexible(self) -> bool:
+        return bool(self.classifier.config.band_flexible)
+
+    @property
+    def min_bands(self) -> tuple[str, ...]:
+        """The S2 bands an input must hold (band-flexible models read any superset)."""
+        return tuple(self.classifier.config.min_bands)
+
+    @property
+    def coarse_mapping(self) -> str | None:
+        return self.card.get("coarse_mapping") if isinstance(self.card, dict) else None
+
     def describe(self) -> dict:
         return {"path": str(self.path), "scheme": self.scheme.name, "classes": list(self.scheme.names),
                 "s2_bands": list(self.s2_bands), "has_s1": self.has_s1,
+                "band_flexible": self.band_flexible, "required_bands": list(self.min_bands),
                 "segmenter": self.segmenter_doc["segmenter"] if self.segmenter_doc else None,
                 "pruned_share": round(self.classifier.pruned_share(), 4),
                 "pseudomask": self.pseudomask.__dict__, "tile": self.tile, "overlap": self.overlap}
@@ -121,6 +135,9 @@ def load_bundle(path: str | Path | None = None) -> ModelBundle:
             seg, sdoc = load_segmenter(_member(p, doc["segmenter"], meta))
             if sdoc.get("bands") != cdoc["bands"]:
                 raise InputError("classifier and segmenter were trained on different bands",
+                                 path=meta, fix=_FIX)
+            if bool(sdoc["segmenter"].get("band_flexible")) != bool(model.config.band_flexible):
+                raise InputError("one of classifier and segmenter is band-flexible, the other not",
                                  path=meta, fix=_FIX)
         return ModelBundle(p, model, cdoc, normalizer_from_config(cdoc), _scheme_for(cdoc, meta),
                            seg, sdoc, pm, tile, overlap, card)

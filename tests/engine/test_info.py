@@ -54,8 +54,11 @@ def test_info_on_real_products(data_dir, rel, kind, bands, how, size, crs, res, 
         assert set(info["resampled"]) == resampled
         for b in resampled:
             assert any(a.startswith(f"resample {b} ") for a in info["actions"])
-        missing_b10 = "B10" not in bands
-        assert ("B10 missing: model uses the 12-band set" in info["actions"]) == missing_b10
+        # every one of these products holds the bundled model's 12 bands (B10 is not one)
+        assert info["model_bands"]["missing"] == [] and not info["model_bands"]["lacking_required"]
+        assert any(a.startswith("the model uses 12 of its 12 bands") for a in info["actions"])
+        assert (any(a.startswith("B10 present but not used") for a in info["actions"])
+                == ("B10" in bands))
     else:
         assert info["s1_units"] == "dB"
 
@@ -98,7 +101,7 @@ def test_cli_text_and_json(data_dir, capsys):
     assert main(["info", str(data_dir / MT)]) == 0
     out = capsys.readouterr().out
     assert "resample B05 20 m -> 10 m (bilinear)" in out and "EPSG:32648" in out
-    assert "B10 missing: model uses the 12-band set" in out
+    assert "the model uses 12 of its 12 bands" in out
     files = sorted(str(p) for p in (data_dir / BEN1_S1).glob("*.tif"))
     assert main(["--json", "info", *files]) == 0
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]

@@ -7,7 +7,10 @@ from typing import Sequence
 
 from ..bands import EUROSAT_BAND_ORDER, S2_BANDS, S2_BANDS_NO_CIRRUS, S2_RESOLUTION_M
 from ..errors import InputError
+from ..io.radiometry import OVERRIDE_HELP
 from ..io.scene import (S1Scene, S2Scene, _expand, _open, ensure_has_data, open_s1, open_s2)
+from ..model_bands import read_model_bands
+from ..paths import resource
 
 BAND_ORDER_PRESETS = {"eurosat": EUROSAT_BAND_ORDER, "esa": S2_BANDS, "esa12": S2_BANDS_NO_CIRRUS}
 
@@ -21,9 +24,15 @@ def register(subparsers) -> None:
                    help="a multi-band raster, a folder with one file per band, or band files")
     p.add_argument("--s1", nargs="+", metavar="PATH",
                    help="Sentinel-1 VV/VH input to align with the Sentinel-2 input")
+    p.add_argument("--model", metavar="MODEL",
+                   help="model folder or .safetensors whose band needs to check the input against "
+                        "(default: the bundled default model)")
     p.add_argument("--band-order", metavar="BANDS",
                    help="names of the input bands in file order, comma-separated "
                         "(e.g. B01,B02,...) or a preset: eurosat, esa, esa12")
+    p.add_argument("--radiometry", metavar="CONVENTION",
+                   help="how the Sentinel-2 values are scaled, when the product's metadata does not "
+                        "say or says it wrongly: " + OVERRIDE_HELP)
     p.set_defaults(func=run)
 
 
@@ -49,9 +58,9 @@ def _group(rasters: Sequence[str | Path]) -> list[list[Path]]:
     return [[p] for p in paths]
 
 
-def _open_any(paths: list[Path], band_order) -> S2Scene | S1Scene:
+def _open_any(paths: list[Path], band_order, radiometry: str | None = None) -> S2Scene | S1Scene:
     try:
-        return open_s2(paths, band_order=band_order, required=None)
+        return open_s2(paths, band_order=band_order, required=None, radiometry=radiometry)
     except InputError as s2_err:
         if band_order or "no Sentinel-2 bands" not in s2_err.problem:
             raise
@@ -66,6 +75,11 @@ def _open_any(paths: list[Path], band_order) -> S2Scene | S1Scene:
                              ) from s1_err
 
 
+def default_model_path() -> Path:
+    # as sparsevit.bundle.default_model_path, without importing torch
+    return resource("models", "default")
+
+
 def _nominal(band: str, res_m: float) -> float:
     """Geographic grids give 58 m for a 60 m band; say 60 m when that is what it is."""
     nominal = S2_RESOLUTION_M.get(band, res_m)
@@ -77,9 +91,11 @@ def _fmt_m(v: float) -> str:
 
 
 def describe(paths: Sequence[str | Path], s1: Sequence[str | Path] | None = None,
-             band_order: Sequence[str] | None = None) -> dict:
-    """Everything ``info`` reports about one product, as a JSON-able dict."""
-    scene = _open_any([Path(p) for p in paths], band_order)
+             band_order: Sequence[str] | None = None, model: str | Path | None = None,
+             radiometry: str | None = None) -> dict:
+    """Everything ``info`` reports about one product, as a JSON-able dict; ``model`` (default:
+    the bundled default model) is the model whose band needs the input is checked against."""
+    scene = _open_any([Path(p) for p in paths], band_order, radiometry)
     s1_scene = None
     try:
         info = {"source": [str(p) for p in paths], **scene.to_dict()}
@@ -89,6 +105,14 @@ def describe(paths: Sequence[str | Path], s1: Sequence[str | Path] | None = None
         ranges = [(b["min"], b["max"]) for b in stats["bands"].values() if b["min"] is not None]
         info["value_range"] = [min(r[0] for r in ranges), max(r[1] for r in ranges)] if ranges else None
         actions: list[str] = []
+        radio = getattr(scene, "radiometry", None)
+        if radio is not None and ranges:
+            conv = [(radio.value(b, s["min"]), radio.value(b, s["max"]))
+                    for b, s in stats["bands"].items() if s["min"] is not None]
+            info["value_range_model"] = [min(c[0] for c in conv), max(c[1] for c in conv)]
+        if radio is not None and radio.applied:
+            actions.append(f"convert the values to the model's DN (reflectance x 10000, no offset): "
+                           f"{radio.formula()} ({', '.join(radio.sources)})")
         if isinstance(scene, S2Scene):
             target_m = max(scene.grid.res_m())
             for b in scene.resampled():
@@ -98,14 +122,17 @@ def describe(paths: Sequence[str | Path], s1: Sequence[str | Path] | None = None
                              if S2_RESOLUTION_M[b] > 10 and b not in scene.resampled()]
             if native_coarse and target_m < 15:
                 actions.append(f"{', '.join(native_coarse)} already on the {_fmt_m(target_m)} grid: read as is")
-            lacking = [b for b in S2_BANDS_NO_CIRRUS if b not in scene.bands]
-            if lacking:
-                actions.append(f"missing required bands {', '.join(lacking)}: the engine cannot run on "
-                               "this input (add the band files or pass --band-order)")
-            elif "B10" not in scene.bands:
-                actions.append("B10 missing: model uses the 12-band set")
+            mb = read_model_bands(model if model is not None else default_model_path())
+            plan = mb.plan(scene.band_names)
+            info["model_bands"] = {"model": str(model or default_model_path()), **plan,
+                                   "required": list(mb.required)}
+            if plan["lacking_required"]:
+                actions.append(mb.describe(scene.band_names)
+                               + " (add the band files or pass --band-order)")
             else:
-                actions.append("B10 (cirrus) present but not used: model uses the 12-band set")
+                actions.append(mb.describe(scene.band_names))
+            if plan["ignored"]:
+                actions.append(f"{', '.join(plan['ignored'])} present but not used by the model")
             if s1:
                 s1_scene = open_s1(s1, target=scene)
                 s1_info = s1_scene.to_dict()
@@ -149,6 +176,19 @@ def format_text(info: dict) -> str:
     lines.append(f"  dtype {info.get('dtype', 'float32')}, nodata {info.get('nodata')}, "
                  f"no-data share {100 * (info['nodata_share'] or 0):.1f}%, "
                  f"values {vr[0]:g} .. {vr[1]:g}" if vr else "  values: none valid")
+    radio = info.get("radiometry")
+    if radio:
+        what = ", ".join(x for x in (radio["level"], radio["baseline"] and f"baseline {radio['baseline']}")
+                         if x) or "level and baseline unknown"
+        lines.append(f"  radiometry: {what}; input {radio['input']} (from {radio['source']})"
+                     + (f"; level/baseline from {radio['product_info_from']}"
+                        if radio.get("product_info_from") else ""))
+        offsets = {(c["scale"], c["offset"]) for c in radio["bands"].values()}
+        applied = (f"{radio['formula']}" if len(offsets) == 1 else
+                   "; ".join(f"{b} x{c['scale']:g} {c['offset']:+g}" for b, c in radio["bands"].items()))
+        vm = info.get("value_range_model")
+        lines.append(f"    -> model DN (reflectance x 10000, no offset): {applied}"
+                     + (f"; values {vm[0]:g} .. {vm[1]:g}" if vm and radio["applied"] else ""))
     if "s1" in info:
         s1 = info["s1"]
         lines.append(f"  S1: {', '.join(s1['inputs'])}: units {s1['units']}, "
@@ -165,7 +205,9 @@ def format_text(info: dict) -> str:
 
 def run(args: argparse.Namespace, progress) -> int:
     band_order = parse_band_order(args.band_order)
-    products = [describe(group, s1=args.s1, band_order=band_order) for group in _group(args.rasters)]
+    products = [describe(group, s1=args.s1, band_order=band_order, model=args.model,
+                         radiometry=getattr(args, "radiometry", None))
+                for group in _group(args.rasters)]
     if progress is not None and progress.json_lines:
         progress.result(products=products)
     else:

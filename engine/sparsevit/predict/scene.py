@@ -1,8 +1,12 @@
 """Predict a Sentinel-2 (+ Sentinel-1) raster of any size, tile by tile.
 
-Memory is bounded by one batch of tiles: every tile is read, predicted and its *core* (the part
-it owns, overlaps cut in the middle) written straight to the output files, so neighbouring tiles
-give each other context without the whole raster ever being in memory. All outputs are written
+Overlapping tiles are read and predicted in batches; their per-class scores (the segmenter's
+softmax, the pseudomask method's class evidence) are blended with weights that fade out across
+each overlap (:mod:`.blend`), so no tile's own decision stops at a straight line, and the label
+is the arg-max of the blend. Memory is bounded by one batch of tiles plus one full-width band of
+tile rows, flushed to the output files as soon as no later tile touches it. ``blend=False``
+writes each tile's *core* (the part it owns, overlaps cut in the middle) instead, with
+tile-shaped seams, the behaviour before blending. All outputs are written
 into a staging folder and moved into place only when the whole run succeeded: a failed or
 cancelled run leaves nothing behind, and existing outputs are only replaced with ``overwrite``.
 """
@@ -32,6 +36,7 @@ from ..pseudomasks.extract import classifier_evidence
 from ..pseudomasks.generate import NEEDS_HEADS, needs_gradcam
 from ..pseudomasks.postprocess import make_pseudomask
 from ..refine.segmenter import predict_logits_padded
+from .blend import BandBlender, TileWeights, argmax_confidence, pseudomask_scores
 
 NODATA = 255
 
@@ -40,6 +45,9 @@ NODATA = 255
 class PredictOptions:
     tile: int | None = None  # default: the bundle's
     overlap: int | None = None
+    # blend overlapping tiles (weighted per-class scores, see predict/blend.py); False: each
+    # tile's core cut out and written as it is (tile-shaped seams)
+    blend: bool = True
     batch_size: int = 8
     area: tuple[float, float, float, float] | None = None  # bounds in the raster's CRS
     attention: bool = False  # also write per-head attention maps
@@ -51,16 +59,24 @@ class PredictOptions:
     precision: str = "auto"  # fp32 | bf16 | auto (bf16 on GPUs, fp32 on CPUs)
     threads: int | None = None
     band_order: Sequence[str] | None = None
+    # how to convert the values (io/radiometry.py OVERRIDE_HELP); None: detected from the product
+    radiometry: str | None = None
+    # detailed (the model's classes) | coarse (their coarse view, see predict/levels.py) | both;
+    # None: both where the model's scheme has a coarse mapping, else detailed
+    level: str | None = None
 
 
 @dataclass
 class _Outputs:
-    landcover: Path
+    landcover: Path | None
     pseudomask: Path
     confidence: Path
+    landcover_coarse: Path | None = None
     attention: Path | None = None
     areas_csv: Path | None = None
     areas_json: Path | None = None
+    areas_coarse_csv: Path | None = None
+    areas_coarse_json: Path | None = None
     polygons: Path | None = None
     overview: Path | None = None
     run: Path | None = None
@@ -74,8 +90,14 @@ def _output_names(out_dir: Path, stem: str, opts: PredictOptions) -> _Outputs:
                  out_dir / f"{stem}_confidence.tif")
     if opts.attention:
         o.attention = out_dir / f"{stem}_attention.tif"
-    if opts.stats:
+    coarse, detailed = opts.level != "detailed", opts.level != "coarse"
+    if coarse:  # dropped again in _finish when the model's scheme has no coarse level
+        o.landcover_coarse = out_dir / f"{stem}_landcover_coarse.tif"
+    if opts.stats and detailed:
         o.areas_csv, o.areas_json = out_dir / f"{stem}_class_areas.csv", out_dir / f"{stem}_class_areas.json"
+    if opts.stats and coarse:
+        o.areas_coarse_csv = out_dir / f"{stem}_class_areas_coarse.csv"
+        o.areas_coarse_json = out_dir / f"{stem}_class_areas_coarse.json"
     if opts.polygons:
         o.polygons = out_dir / f"{stem}_landcover.gpkg"
     if opts.overview:
@@ -140,10 +162,14 @@ def predict_scene(bundle: ModelBundle, s2: str | Path | Sequence[str | Path], ou
         raise OutputError("outputs already exist", path=existing[0],
                           fix="choose another output folder or pass --overwrite")
 
+    from .levels import coarse_mapping
+    coarse_mapping(bundle, opts.level)  # an impossible level fails now, not after the tiles
     device = _device(opts)
-    with open_s2(s2, band_order=opts.band_order, required=bundle.s2_bands) as scene:
+    with open_s2(s2, band_order=opts.band_order, required=bundle.min_bands,
+                 radiometry=opts.radiometry) as scene:
         s1_scene = open_s1(s1, target=scene) if (s1 is not None and bundle.has_s1) else None
         progress.log(f"device: {describe_device(device)}")
+        band_plan = _band_plan(bundle, scene, s1 is not None, progress)
         try:
             window = _area_window(scene.grid, opts.area, str(first))
             grid = Grid(scene.grid.crs, scene.grid.window_transform(window),
@@ -155,7 +181,9 @@ def predict_scene(bundle: ModelBundle, s2: str | Path | Sequence[str | Path], ou
                                   path=out_dir, fix="choose a folder you can write to") from exc
             try:
                 staged = _output_names(stage_dir, stem, opts)
-                stats = _run_tiles(bundle, scene, s1_scene, window, grid, staged, opts, device, progress)
+                stats = _run_tiles(bundle, scene, s1_scene, window, grid, staged, opts, device, progress,
+                                   band_plan["used"])
+                stats["bands"] = band_plan
                 if stats["valid_pixels"] == 0:
                     raise InputError("the raster holds only no-data pixels"
                                      + (" inside --area" if opts.area is not None else ""),
@@ -215,8 +243,40 @@ def _commit(staged: _Outputs, out_dir: Path, overwrite: bool) -> None:
                           fix="choose another output folder or name, or pass --overwrite") from None
 
 
+def _band_plan(bundle: ModelBundle, scene, s1_given: bool, progress: Progress) -> dict:
+    """Which of the model's bands this input has; said in the log and kept in the run record,
+    together with how the bands were identified (a guess by position is never silent)."""
+    used = [b for b in bundle.s2_bands if b in scene.bands]
+    missing = [b for b in bundle.s2_bands if b not in scene.bands]
+    how = {b: scene.bands[b].how for b in used}
+    progress.log(f"bands: using {len(used)} of the model's {len(bundle.s2_bands)} "
+                 f"({', '.join(used)})" + (f"; missing {', '.join(missing)} (the model is "
+                                            "band-flexible and reads the input without them)"
+                                            if missing else ""))
+    for note in scene.warnings:
+        progress.log(note, level="warning")
+    s1_ignored = s1_given and not bundle.has_s1
+    if s1_ignored:
+        progress.log("Sentinel-1 input ignored: this model reads Sentinel-2 only", level="warning")
+    radio = scene.radiometry.to_dict() if scene.radiometry is not None else None
+    level = radio.get("level") if radio else None
+    trained = bundle.card.get("trained_on_level") if isinstance(bundle.card, dict) else None
+    level_note = None
+    if level and trained and level != trained:
+        level_note = (f"the input is {level}, the model was trained on {trained} digital numbers: "
+                      + ("L2A's atmospheric correction makes blue bands darker and water and "
+                         "vegetation read differently; expect more confusion between similar classes"
+                         if level == "L2A" else "L1C's haze makes blue bands brighter than the L2A "
+                         "the model learnt; expect more confusion between similar classes"))
+        progress.log(level_note, level="warning")
+    return {"used": used, "missing": missing, "identified_by": how,
+            "input_warnings": list(scene.warnings), "s1_ignored": s1_ignored,
+            "radiometry": radio, "level_warning": level_note}
+
+
 def _run_tiles(bundle: ModelBundle, scene, s1_scene, window: Window, grid: Grid, staged: _Outputs,
-               opts: PredictOptions, device: torch.device, progress: Progress) -> dict:
+               opts: PredictOptions, device: torch.device, progress: Progress,
+               used_bands: Sequence[str] | None = None) -> dict:
     tile = opts.tile or bundle.tile
     overlap = opts.overlap if opts.overlap is not None else bundle.overlap
     overlap = min(overlap, max(tile // 2 - 1, 0))
@@ -237,13 +297,21 @@ def _run_tiles(bundle: ModelBundle, scene, s1_scene, window: Window, grid: Grid,
     counts_precision = precision
     counts = {"tiles": len(tiles), "fallback_tiles": 0, "valid_pixels": 0}
     head_desc: list[str] | None = None
+    used = list(used_bands) if used_bands is not None else list(bundle.s2_bands)
+    # rows of the model's band order that this input fills; the others stay NaN (band-flexible)
+    rows = [bundle.s2_bands.index(b) for b in used]
 
     def read(batch):
         out = []
         for t in batch:
             w = Window(t.window.col_off + window.col_off, t.window.row_off + window.row_off,
                        t.window.width, t.window.height)
-            data, valid = scene.read(w, bundle.s2_bands)
+            part, valid = scene.read(w, used)
+            if len(used) == len(bundle.s2_bands):
+                data = part
+            else:
+                data = np.full((len(bundle.s2_bands),) + part.shape[1:], np.nan, np.float32)
+                data[rows] = part
             if s1_scene is not None:
                 d1, v1 = s1_scene.read(w)
                 data, valid = np.concatenate([data, d1]), valid & v1
@@ -256,6 +324,9 @@ def _run_tiles(bundle: ModelBundle, scene, s1_scene, window: Window, grid: Grid,
                FloatWriter(staged.confidence, grid, descriptions=["confidence"])]
     lc_w, pm_w, cf_w = writers
     at_w = None
+    blender = _make_blender(tiles, grid, scheme.num_classes, seg is not None, lut,
+                            (lc_w, pm_w, cf_w), counts) if opts.blend else None
+    weights = TileWeights(tiles) if blender is not None else None
     n_s2 = len(bundle.s2_bands)
     # one reader thread: the next batch is read while this one is predicted
     with ThreadPoolExecutor(max_workers=1) as pool, lc_w, pm_w, cf_w, \
@@ -267,7 +338,9 @@ def _run_tiles(bundle: ModelBundle, scene, s1_scene, window: Window, grid: Grid,
             x = torch.stack([bundle.normalizer(d[:n_s2], d[n_s2:] if bundle.has_s1 else None)
                              for _, d, _ in items])
             valid = np.stack([v for _, _, v in items])
-            x[torch.from_numpy(~valid).unsqueeze(1).expand_as(x)] = 0.0  # no-data -> band means
+            # no-data -> band means; absent bands stay NaN (the band-flexible models' convention)
+            x = torch.where(torch.from_numpy(~valid).unsqueeze(1) & torch.isfinite(x),
+                            torch.zeros((), dtype=x.dtype), x)
             x = x.to(device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
                 ev = classifier_evidence(vit, x, attn_blocks=attn_blocks if need_heads else 0,
@@ -283,22 +356,17 @@ def _run_tiles(bundle: ModelBundle, scene, s1_scene, window: Window, grid: Grid,
                 at_w.open()
             for k, (t, _, v) in enumerate(items):
                 size = tuple(v.shape)
-                mask = make_pseudomask(pm.method, ev.probs[k], size, **ev.maps_for(pm.method, k),
-                                       threshold=pm.threshold, **pm.options)
-                counts["fallback_tiles"] += bool(mask.info.get("fallback"))
-                if seg_probs is not None:
-                    conf_t, lab_t = seg_probs[k].max(0)
-                    labels, conf = lab_t.numpy().astype(np.uint8), conf_t.numpy()
+                if blender is not None:  # scores blended across tiles, written row band by band
+                    scores, classes, fallback = pseudomask_scores(
+                        pm.method, ev.probs[k], size, **ev.maps_for(pm.method, k),
+                        threshold=pm.threshold, **pm.options)
+                    counts["fallback_tiles"] += fallback
+                    parts = {"pm": (scores, classes)}
+                    if seg_probs is not None:
+                        parts["seg"] = (seg_probs[k].numpy(), None)
+                    blender.add(t, weights(t), v, parts)
                 else:
-                    labels, conf = mask.labels.astype(np.uint8), mask.confidence
-                lc = lut[labels]
-                pmv = lut[mask.labels.astype(np.uint8)]
-                lc[~v], pmv[~v] = NODATA, NODATA
-                conf = np.where(v, conf, np.nan).astype(np.float32)
-                counts["valid_pixels"] += int(t.crop(v).sum())
-                lc_w.write(t.crop(lc), t.core)
-                pm_w.write(t.crop(pmv), t.core)
-                cf_w.write(t.crop(conf), t.core)
+                    _write_core(t, v, pm, ev, k, size, seg_probs, lut, (lc_w, pm_w, cf_w), counts)
                 if at_w is not None:
                     maps = ev.head_maps[k]
                     if maps.shape[0]:
@@ -308,32 +376,111 @@ def _run_tiles(bundle: ModelBundle, scene, s1_scene, window: Window, grid: Grid,
                         up = np.zeros((1,) + size, np.float32)
                     at_w.write(t.crop(up), t.core)
             st.advance(len(items))
+        if blender is not None:
+            blender.finish()
         if at_w is not None:
             at_w.close()
-    counts.update(tile=tile, overlap=overlap, precision=counts_precision)
+    counts.update(tile=tile, overlap=overlap, precision=counts_precision, blend=blender is not None)
     return counts
+
+
+def _make_blender(tiles, grid: Grid, num_classes: int, has_seg: bool, lut: np.ndarray, writers,
+                  counts: dict) -> BandBlender:
+    """A :class:`BandBlender` whose finished rows become the land-cover map (the segmenter's
+    blended softmax, else the pseudomask), the pseudomask (its blended scores) and the
+    confidence (the winning blended score); no-data pixels 255 and NaN."""
+    lc_w, pm_w, cf_w = writers
+
+    def emit(row_off: int, sums: dict, weight: np.ndarray, valid: np.ndarray) -> None:
+        win = Window(0, row_off, grid.width, valid.shape[0])
+        pm_lab, pm_conf = argmax_confidence(sums["pm"], weight)
+        if "seg" in sums:
+            lab, conf = argmax_confidence(sums["seg"], weight)
+        else:
+            lab, conf = pm_lab, pm_conf
+        lc, pmv = lut[lab], lut[pm_lab]
+        lc[~valid], pmv[~valid] = NODATA, NODATA
+        conf[~valid] = np.nan
+        counts["valid_pixels"] += int(valid.sum())
+        lc_w.write(lc, win)
+        pm_w.write(pmv, win)
+        cf_w.write(conf, win)
+
+    channels = {"pm": num_classes} | ({"seg": num_classes} if has_seg else {})
+    band = max(int(t.window.height) for t in tiles)
+    return BandBlender(grid.width, grid.height, band, channels, emit)
+
+
+def _write_core(t, v, pm, ev, k, size, seg_probs, lut, writers, counts) -> None:
+    """Without blending: the tile's own pseudomask and land cover, its core cut out."""
+    lc_w, pm_w, cf_w = writers
+    mask = make_pseudomask(pm.method, ev.probs[k], size, **ev.maps_for(pm.method, k),
+                           threshold=pm.threshold, **pm.options)
+    counts["fallback_tiles"] += bool(mask.info.get("fallback"))
+    if seg_probs is not None:
+        conf_t, lab_t = seg_probs[k].max(0)
+        labels, conf = lab_t.numpy().astype(np.uint8), conf_t.numpy()
+    else:
+        labels, conf = mask.labels.astype(np.uint8), mask.confidence
+    lc = lut[labels]
+    pmv = lut[mask.labels.astype(np.uint8)]
+    lc[~v], pmv[~v] = NODATA, NODATA
+    conf = np.where(v, conf, np.nan).astype(np.float32)
+    counts["valid_pixels"] += int(t.crop(v).sum())
+    lc_w.write(t.crop(lc), t.core)
+    pm_w.write(t.crop(pmv), t.core)
+    cf_w.write(t.crop(conf), t.core)
 
 
 def _finish(bundle, scene, window, grid, staged, outputs, opts, progress, counts, device, t_start) -> dict:
     from ..export import area_summary, vectorize, write_areas_csv, write_areas_json
+    from .levels import coarse_mapping, write_coarse
 
+    mapping = coarse_mapping(bundle, opts.level)
+    detailed = opts.level != "coarse"
+    if mapping is None:
+        if opts.level is None:
+            progress.log(f"no coarse level for the model's scheme '{bundle.scheme.name}': "
+                         "detailed land-cover map only")
+        for o in (staged, outputs):
+            o.landcover_coarse = o.areas_coarse_csv = o.areas_coarse_json = None
+    if not detailed:  # staged.landcover stays until the end: the coarse map is made from it
+        outputs.landcover = None
     summary: dict = {"outputs": outputs.as_dict(), "scheme": bundle.scheme.name,
+                     "level": "both" if mapping is not None and detailed
+                     else ("coarse" if mapping is not None else "detailed"),
                      "model": bundle.describe(), "device": describe_device(device),
                      "grid": grid.to_dict(), "window": [int(window.col_off), int(window.row_off),
                                                         int(window.width), int(window.height)],
                      "counts": counts}
-    if opts.stats:
+    if mapping is not None:
+        summary.update(coarse_scheme=mapping.target.name, coarse_mapping=mapping.name)
+        write_coarse(staged.landcover, staged.landcover_coarse, grid, mapping, progress=progress)
+
+    def rows(areas):
+        return [{k: r[k] for k in ("value", "name", "hectares", "percent")} for r in areas["classes"]]
+
+    if opts.stats and detailed:
         areas = area_summary(staged.landcover, bundle.scheme, progress=progress)
         write_areas_csv(staged.areas_csv, areas)
         write_areas_json(staged.areas_json, areas)
-        summary["class_areas"] = [{k: r[k] for k in ("value", "name", "hectares", "percent")}
-                                  for r in areas["classes"]]
-    if opts.polygons:
-        vectorize(staged.landcover, staged.polygons, bundle.scheme, progress=progress)
+        summary["class_areas"] = rows(areas)
+    if opts.stats and mapping is not None:
+        areas = area_summary(staged.landcover_coarse, mapping.target, progress=progress)
+        write_areas_csv(staged.areas_coarse_csv, areas)
+        write_areas_json(staged.areas_coarse_json, areas)
+        summary["class_areas_coarse"] = rows(areas)
+    if opts.polygons:  # of the detailed map, or of the coarse one when that is the only map
+        vectorize(staged.landcover if detailed else staged.landcover_coarse, staged.polygons,
+                  bundle.scheme if detailed else mapping.target, progress=progress)
     if opts.overview:
         from .overview import write_overview
         with progress.stage("overview"):
-            write_overview(scene, window, staged, bundle.scheme, staged.overview)
+            write_overview(scene, window, staged, bundle.scheme, staged.overview,
+                           coarse_scheme=None if mapping is None else mapping.target,
+                           detailed=detailed)
+    if not detailed:
+        staged.landcover = None  # not committed: removed with the staging folder
     seconds = time.perf_counter() - t_start
     px = grid.width * grid.height
     res = grid.res_m() if grid.crs is not None else None

@@ -131,3 +131,58 @@ def test_class_token_bundle_predicts_with_its_own_masks(tmp_path, repo_root):
     # three confident classes (head bias): the multi-class path painted more than one of them
     assert len(values - {255}) >= 2 and values <= set(b.scheme.values) | {255}
     assert summary["counts"]["tiles"] == 25
+
+
+def _subset_raster(repo_root, path, bands):
+    """The bundled sample scene cut down to ``bands`` (named by band descriptions)."""
+    with rasterio.open(repo_root / S2) as src:
+        names = [d.upper().replace("B", "B0") if len(d) == 2 else d for d in src.descriptions]
+        names = ["B8A" if n == "B8A" else n for n in names]
+        idx = [names.index(b) + 1 for b in bands]
+        profile = src.profile | {"count": len(bands)}
+        data = src.read(idx)
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+        dst.descriptions = tuple(bands)
+    return path
+
+
+@pytest.fixture(scope="module")
+def flexible(tmp_path_factory):
+    from fixtures.bundle import write_tiny_bundle
+    return load_bundle(write_tiny_bundle(tmp_path_factory.mktemp("flex"), band_flexible=True))
+
+
+def test_band_flexible_model_reads_a_band_subset_and_says_what_is_missing(flexible, tmp_path, repo_root):
+    rgb = _subset_raster(repo_root, tmp_path / "rgb.tif", ["B04", "B03", "B02"])
+    (tmp_path / "out").mkdir()
+    logs = []
+
+    class Capture(Progress):
+        def log(self, message, level="info"):
+            logs.append((level, message))
+
+    summary = predict_scene(flexible, rgb, tmp_path / "out", s1=repo_root / S2.replace("S2Hand", "S1Hand"),
+                            opts=PredictOptions(overview=False, batch_size=4), progress=Capture())
+    bands = summary["counts"]["bands"]
+    assert bands["used"] == ["B02", "B03", "B04"] and "B08" in bands["missing"]
+    assert bands["s1_ignored"] and any("Sentinel-1 input ignored" in m for _, m in logs)
+    assert any(m.startswith("bands: using 3 of the model's 12") and "missing B01" in m for _, m in logs)
+    with rasterio.open(summary["outputs"]["landcover"]) as lc:
+        rgb_map = lc.read(1)
+    assert set(np.unique(rgb_map).tolist()) <= set(flexible.scheme.values)  # no pixel lost
+    # all bands: a different input, so (for this untrained model too) a different map
+    (tmp_path / "full").mkdir()
+    full = predict_scene(flexible, repo_root / S2, tmp_path / "full",
+                         opts=PredictOptions(overview=False, stats=False, batch_size=4))
+    assert full["counts"]["bands"]["missing"] == []
+    with rasterio.open(full["outputs"]["landcover"]) as lc:
+        assert not np.array_equal(lc.read(1), rgb_map)
+
+
+def test_band_flexible_model_still_needs_its_required_bands(flexible, tmp_path, repo_root):
+    two = _subset_raster(repo_root, tmp_path / "two.tif", ["B08", "B03"])
+    (tmp_path / "out").mkdir()
+    with pytest.raises(InputError, match="missing Sentinel-2 bands B02, B04"):
+        predict_scene(flexible, two, tmp_path / "out")
+    assert os.listdir(tmp_path / "out") == []

@@ -1,0 +1,71 @@
+"""Which bands a model reads, from its JSON files alone (no torch import: ``info`` stays fast).
+
+A band-flexible model (``band_flexible`` in its architecture) runs on any subset of its bands
+that holds its ``required_bands``; any other model needs every one of its bands.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from .errors import InputError
+
+
+@dataclass(frozen=True)
+class ModelBands:
+    s2_bands: tuple[str, ...]
+    required: tuple[str, ...]
+    flexible: bool
+    has_s1: bool
+
+    def plan(self, available: Iterable[str]) -> dict:
+        """What the model does with an input holding ``available`` S2 bands."""
+        have = set(available)
+        used = [b for b in self.s2_bands if b in have]
+        return {"used": used, "missing": [b for b in self.s2_bands if b not in have],
+                "lacking_required": [b for b in self.required if b not in have],
+                "ignored": sorted(have - set(self.s2_bands)), "flexible": self.flexible}
+
+    def describe(self, available: Iterable[str]) -> str:
+        p = self.plan(available)
+        if p["lacking_required"]:
+            need = "every one of its bands" if not self.flexible else ", ".join(self.required)
+            return (f"the model cannot run on this input: it lacks {', '.join(p['lacking_required'])} "
+                    f"(the model needs {need})")
+        text = f"the model uses {len(p['used'])} of its {len(self.s2_bands)} bands ({', '.join(p['used'])})"
+        if p["missing"]:
+            text += f"; missing {', '.join(p['missing'])}: read without them (band-flexible model)"
+        return text
+
+
+def _classifier_json(path: Path) -> Path:
+    if path.is_dir():
+        try:
+            doc = json.loads((path / "bundle.json").read_text(encoding="utf-8"))
+            ref = doc["classifier"]
+        except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise InputError(f"cannot read the model folder's bundle.json ({exc})", path=path,
+                             fix="choose a model folder with bundle.json") from None
+        path = path / str(ref)
+    if path.suffix == ".safetensors":
+        path = path.with_suffix(".json")
+    elif path.suffix != ".json":
+        path = path.with_name(path.name + ".json")
+    return path
+
+
+def read_model_bands(model: str | Path) -> ModelBands:
+    meta = _classifier_json(Path(model))
+    try:
+        doc = json.loads(meta.read_text(encoding="utf-8"))
+        arch = doc["architecture"]
+        s2 = tuple(arch["s2_bands"])
+        flexible = bool(arch.get("band_flexible", False))
+        req = arch.get("required_bands")
+        required = tuple(req) if flexible and req else s2
+        return ModelBands(s2, required, flexible, bool(arch.get("has_s1", False)))
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise InputError(f"cannot read the model description ({exc})", path=meta,
+                         fix="choose a model written by SparseViT (bundle folder or .safetensors + .json)") from None

@@ -1,11 +1,16 @@
-"""The recipe of the bundled default model (``make model``): EuroSAT-mosaic, CPU, ~30 min.
+"""The recipe of the bundled default model (``make model``): real EuroSAT patches, CPU, ~40 min.
 
     python -m sparsevit.recipes.default_model --out resources/models/default
 
-1. Classifier: the tiny gated ViT (12 S2 bands, no B10) with one class token per class and a
-   patch-token head, on fresh 128 px mosaic scenes every epoch, then the L0 penalty (last block
-   keeps >= 1 head: the pseudomasks read it), physical pruning of the closed heads and a few
-   recovery epochs.
+0. Data: scenes composed from every real EuroSAT patch in ``data/``: 356 EuroSAT-MS training
+   patches (13-band L1C) and ~26,900 EuroSAT RGB patches calibrated to L1C digital numbers
+   (:class:`~sparsevit.datasets.eurosat_real.RealPatchScenes`), with band dropout and
+   radiometric, quantisation and scale augmentation; the 113 test MS patches (and their RGB
+   twins) are never trained on.
+1. Classifier: the tiny gated ViT, band-flexible over the 12 S2 bands without B10 (any subset
+   holding B02, B03, B04), with one class token per class and a patch-token head, on fresh
+   128 px scenes every epoch, then the L0 penalty (last block keeps >= 1 head: the pseudomasks
+   read it), physical pruning of the closed heads and a few recovery epochs.
 2. Pseudomasks of 256 px training scenes (an epoch the classifier never saw) with the
    bundle's pseudomask method, built from the scenes' known image labels (``--relabel``: after
    the relabel pass); uncertain pixels become ignore.
@@ -31,7 +36,7 @@ import torch
 
 from ..bands import S2_BANDS_NO_CIRRUS
 from ..bundle import PseudomaskSettings, load_bundle, write_bundle_json
-from ..datasets import EuroSatMosaic
+from ..datasets.eurosat_real import RGB_BANDS, RealPatchScenes
 from ..evaluation.metrics import EvaluationSet
 from ..io.atomic import write_text_atomic
 from ..models import TOKEN_LAYOUTS, get_config, prune_heads
@@ -43,6 +48,7 @@ from ..refine.iterate import RefineConfig, evaluate_segmenter, refine
 from ..refine.train import SegTrainConfig
 from ..training import TrainConfig, multilabel_scores, predict_probs, save_checkpoint, train
 from ..training.checkpoint import load_model, normalizer_from_config
+from ..training.normalization import compute_stats
 from ..training.data import TorchSampleDataset
 
 REPO = Path(__file__).resolve().parents[3]
@@ -51,7 +57,8 @@ REPO = Path(__file__).resolve().parents[3]
 def parse(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(REPO / "resources" / "models" / "default"))
-    ap.add_argument("--data", default=str(REPO / "data" / "eurosat_ms"))
+    ap.add_argument("--data", default=str(REPO / "data"),
+                    help="folder holding eurosat_ms/, eurosat_ms_more/ and eurosat_rgb/")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--base-classifier", metavar="CKPT",
@@ -62,7 +69,7 @@ def parse(argv=None):
                          "--base-classifier with the same settings (e.g. by the pseudomask bench)")
     ap.add_argument("--architecture", choices=tuple(TOKEN_LAYOUTS), default="ct",
                     help="ct: class tokens + patch head (default); cls: the paper's CLS token")
-    ap.add_argument("--train-scenes", type=int, default=1000)
+    ap.add_argument("--train-scenes", type=int, default=4000, help="fresh 128 px scenes per epoch")
     ap.add_argument("--lambda-l0", type=float, default=0.8)
     ap.add_argument("--ft-epochs", type=int, default=3)
     ap.add_argument("--recover-epochs", type=int, default=3)
@@ -142,29 +149,40 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)  # fail now, not after half an hour of training
     bands = S2_BANDS_NO_CIRRUS
-    mk = lambda split, n, size, seed: EuroSatMosaic(args.data, split, num_scenes=n, size=size,  # noqa: E731
-                                                     seed=seed, bands=bands)
-    train_ds = mk("train", args.train_scenes, 128, args.seed)
-    test_ds = mk("test", args.test_scenes, 256, args.seed)
-    refine_ds = mk("train", args.refine_scenes, 256, args.seed + 101)
+    train_ds = RealPatchScenes(args.data, "train", args.train_scenes, 128, args.seed)
+    test_ds = RealPatchScenes(args.data, "test", args.test_scenes, 256, args.seed)
+    # fixed scenes (their pseudomasks are computed once), augmented and band-dropped like training
+    refine_ds = RealPatchScenes(args.data, "train", args.refine_scenes, 256, args.seed + 101)
     names = list(train_ds.scheme.names)
+    n_rgb = sum(len(n) for n in train_ds._rgb_names)
+    n_ms = sum(len(n) for n in train_ds._ms_names)
     card: dict = {"recipe": "python -m sparsevit.recipes.default_model" + (" --quick" if args.quick else ""),
-                  "settings": {k: v for k, v in vars(args).items() if k != "out"},
-                  "data": {"name": "EuroSAT-mosaic", "source": "200 EuroSAT-MS patches (data/eurosat_ms)",
-                           "train": "fresh 128 px scenes every epoch from 14 patches per class",
-                           "test": f"{args.test_scenes} fixed 256 px scenes from the 6 other patches per class"},
-                  "scheme": "eurosat", "bands": list(bands)}
+                  "settings": {k: v for k, v in vars(args).items() if k not in ("out", "data")},
+                  "data": {"name": "real EuroSAT patch scenes",
+                           "source": f"{n_ms} EuroSAT-MS training patches (data/eurosat_ms, data/eurosat_ms_more) "
+                                     f"and {n_rgb} EuroSAT RGB patches calibrated to L1C DN (data/eurosat_rgb)",
+                           "train": f"{args.train_scenes} fresh 128 px scenes every epoch, 40% MS (band dropout), "
+                                    "60% RGB; gain/offset, haze, L2A-like, 8-bit and 0.7-1.4x scale augmentation",
+                           "test": f"{args.test_scenes} fixed 256 px scenes of the 113 held-out MS patches, all bands"},
+                  "scheme": "eurosat", "bands": list(bands), "required_bands": list(RGB_BANDS),
+                  "coarse_mapping": "eurosat_to_eurosat_coarse", "trained_on_level": "L1C"}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         arch = TOKEN_LAYOUTS[args.architecture]
-        mcfg = get_config("tiny", s2_bands=bands, num_classes=len(names), keep_heads_in_last=1, **arch)
+        mcfg = get_config("tiny", s2_bands=bands, num_classes=len(names), keep_heads_in_last=1,
+                          band_flexible=True, required_bands=RGB_BANDS, **arch)
         if args.base_classifier or args.pruned_classifier:
             base_ck = Path(args.base_classifier or args.pruned_classifier)
             norm = normalizer_from_config(load_model(base_ck)[1])
             card["settings"]["base_classifier"] = Path(args.base_classifier).name if args.base_classifier else None
         else:
+            # statistics of the MS patches themselves (every band, no augmentation)
+            stats_ds = RealPatchScenes(args.data, "train", 200, 128, args.seed + 7, augment=False,
+                                       band_dropout=False, ms_share=1.0)
+            norm = compute_stats(iter(stats_ds), description="200 unaugmented MS training scenes")
             base = train(mcfg, train_ds, None, TrainConfig(epochs=args.epochs, batch_size=32, lr=1e-3,
-                         seed=args.seed, crop=None, gate_lr=0.0), out_dir=tmp / "base", progress=progress)
+                         seed=args.seed, crop=None, gate_lr=0.0), out_dir=tmp / "base", progress=progress,
+                         normalizer=norm)
             norm, base_ck = base.normalizer, base.checkpoint
         if args.pruned_classifier:
             classifier = load_model(args.pruned_classifier)[0].eval()
@@ -204,7 +222,7 @@ def main(argv=None) -> int:
                                "test_miou": test_pm[pm.method].summary()["scores"]["miou"],
                                "test_miou_relabel": test_pm[f"{pm.method}_relabel"].summary()["scores"]["miou"]}
 
-        rcfg = RefineConfig(segmenter="unet-mnv3", iterations=2, crop=128,
+        rcfg = RefineConfig(segmenter="unet-mnv3-flex", iterations=2, crop=128,
                             train=SegTrainConfig(epochs=args.refine_epochs, batch_size=8, lr=1e-3,
                                                  seed=args.seed, class_weighting="balanced"))
         segs = refine(refine_ds, masks, norm, len(bands), rcfg, progress=progress)
@@ -241,6 +259,16 @@ def main(argv=None) -> int:
     return 0
 
 
+REAL_FIGURES = (("EuroSAT-MS held-out patches, accuracy, all bands", "eurosat_ms_accuracy"),
+                ("the same, RGB bands only", "eurosat_ms_accuracy_rgb"),
+                ("their real 8-bit RGB twins", "eurosat_rgb_twin_accuracy"),
+                ("Sen1Floods11 sample, water IoU (coarse map)", "sen1floods11_water_iou"),
+                ("BigEarthNet patches (L2A), coarse image-level F1", "bigearthnet_coarse_f1"),
+                ("held-out patch mosaics, land-cover mIoU detailed", "mosaic_miou"),
+                ("the same, coarse", "mosaic_miou_coarse"),
+                ("the same, pseudomask mIoU", "mosaic_pseudomask_miou"))
+
+
 def model_card(c: dict) -> str:
     cl, pm, sg, w = c["classifier"], c["pseudomasks"], c["segmenter"], c.get("real_scene_check", {})
     refine_note = ""
@@ -255,15 +283,21 @@ def model_card(c: dict) -> str:
                        f"the first thing to try (see the benchmarks).\n")
     per_class = "\n".join(f"| {k} | {v:.3f} |" if v is not None else f"| {k} | - |"
                           for k, v in sg["per_class_iou"].items())
-    return f"""# SparseViT default model (EuroSAT-mosaic, 10 classes)
+    real = c.get("real_data") or {}
+    real_rows = "\n".join(f"| {label} | {real[k]:.3f} |" if isinstance(real.get(k), (int, float)) else f"| {label} | - |"
+                           for k, label in REAL_FIGURES) if real else "(not measured yet: run `benchmarks/bench_real.py --update-card`)"
+    wrong = "\n".join(f"- {w}" for w in real.get("known_wrong", []))
+    return f"""# SparseViT default model ({c['data']['name']}, 10 classes)
 
 Made by `{c['recipe']}` (seeded; {c.get('seconds', 0) / 60:.0f} min on a 2-core CPU), {c.get('size_mb', '?')} MB.
 
 ## What it is
 - **Classifier**: tiny gated multimodal ViT (width 192, 6 blocks x 6 heads, patch 16){
     ", one class token per class and a patch-token head" if cl.get("class_tokens") else ", one CLS token"}, Sentinel-2
-  only, 12 bands {', '.join(c['bands'])} (B10 is left out so L1C and L2A inputs both work),
-  dataset-statistics normalisation. {cl['pruned_share']:.0%} of attention heads pruned
+  only, {'band-flexible: any subset of ' if c.get('required_bands') else ''}12 bands {', '.join(c['bands'])}{
+    f" that holds {', '.join(c['required_bands'])} (absent bands are left out, not guessed)" if c.get('required_bands') else ''}
+  (B10 is left out so L1C and L2A inputs both work), dataset-statistics normalisation
+  (trained on {c.get('trained_on_level', 'L1C')} digital numbers). {cl['pruned_share']:.0%} of attention heads pruned
   (open heads per block {cl['open_heads_per_block']}).
 - **Pseudomasks**: `{pm['method']}` {pm['options']} on {'all' if not pm['attn_blocks'] else f"the last {pm['attn_blocks']}"} block(s);
   the segmenter learnt from `{pm['segmenter_trained_on']}` (uncertain pixels ignored).
@@ -274,10 +308,15 @@ Made by `{c['recipe']}` (seeded; {c.get('seconds', 0) / 60:.0f} min on a 2-core 
 
 ## Data
 {c['data']['source']}; training on {c['data']['train']}; test on {c['data']['test']}.
-Only image-level labels are used for training; the pixel masks of the mosaic are used only to
-score the test scenes.
+Only image-level labels are used for training; the pixel masks of the composed scenes are used
+only to score the test scenes.
 
-## Metrics on held-out test scenes
+## On real held-out data (`benchmarks/bench_real.py`)
+| figure | value |
+|---|---|
+{real_rows}
+
+## Metrics on held-out composed test scenes (recipe)
 | stage | metric | value |
 |---|---|---|
 | classifier | macro-F1 | {cl['test_macro_f1']:.3f} |
@@ -298,13 +337,15 @@ Real-scene check ({w.get('scene', '-')}): water IoU {w.get('water_iou', float('n
 overall accuracy {w.get('overall_accuracy', float('nan')):.3f}.
 
 ## Known limitations
-{refine_note}- Trained on mosaics of 64x64 EuroSAT patches from European scenes: region shapes, seasons and
-  sensors of real scenes differ; treat maps as a first pass, not as a validated product.
+{refine_note}{wrong + chr(10) if wrong else ''}- Trained on scenes composed of 64x64 EuroSAT patches from European scenes: region shapes,
+  seasons and landscapes of other continents differ; treat maps as a first pass, not as a
+  validated product.
 - EuroSAT classes are not a land-cover nomenclature: Highway/Industrial/Residential are
   context classes learnt from whole patches; no wetlands, bare soil, snow or clouds.
-- Tiles are classified independently: seams can appear at tile borders in the pseudomask.
-- S2 digital numbers as in L1C/L2A products (reflectance x 10000); other scalings need a new
-  model.
+- Trained on L1C digital numbers (EuroSAT is L1C); L2A inputs are read but mapped with L2A's
+  darker blue bands, which the training only imitates (an augmentation).
+- S2 digital numbers as in L1C/L2A products (reflectance x 10000); other scalings must be
+  converted first.
 
 ## Retraining on DFC2020 with a GPU
 ```

@@ -21,7 +21,7 @@ from .errors import InputError
 from .formats import read_json_document
 from .io.atomic import write_text_atomic
 from .models.vit import SparseViT
-from .paths import resource
+from .paths import default_model_path
 from .schemes import ClassScheme, load_scheme
 from .training.checkpoint import load_model, normalizer_from_config
 from .training.normalization import Normalizer
@@ -29,10 +29,6 @@ from .training.normalization import Normalizer
 FORMAT = "sparsevit-bundle"
 FORMAT_VERSION = 1
 _FIX = "choose a model folder with bundle.json (e.g. resources/models/default) or a classifier .safetensors"
-
-
-def default_model_path() -> Path:
-    return resource("models", "default")
 
 
 @dataclass

@@ -30,3 +30,8 @@ def resources_dir() -> Path:
 
 def resource(*parts: str) -> Path:
     return resources_dir().joinpath(*parts)
+
+
+def default_model_path() -> Path:
+    """The bundled default model folder (read by ``predict``, ``info`` and the plugin)."""
+    return resource("models", "default")

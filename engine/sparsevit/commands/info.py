@@ -10,7 +10,7 @@ from ..errors import InputError
 from ..io.radiometry import OVERRIDE_HELP
 from ..io.scene import (S1Scene, S2Scene, _expand, _open, ensure_has_data, open_s1, open_s2)
 from ..model_bands import read_model_bands
-from ..paths import resource
+from ..paths import default_model_path
 
 BAND_ORDER_PRESETS = {"eurosat": EUROSAT_BAND_ORDER, "esa": S2_BANDS, "esa12": S2_BANDS_NO_CIRRUS}
 
@@ -73,11 +73,6 @@ def _open_any(paths: list[Path], band_order, radiometry: str | None = None) -> S
                              path=", ".join(str(p) for p in _expand(paths)),
                              fix="name the bands (descriptions or file names) or pass --band-order"
                              ) from s1_err
-
-
-def default_model_path() -> Path:
-    # as sparsevit.bundle.default_model_path, without importing torch
-    return resource("models", "default")
 
 
 def _nominal(band: str, res_m: float) -> float:

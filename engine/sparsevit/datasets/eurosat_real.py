@@ -27,16 +27,15 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import rasterio
 import torch
 import torch.nn.functional as F
 
-from ..bands import EUROSAT_BAND_ORDER, S2_BANDS, S2_BANDS_NO_CIRRUS
+from ..bands import S2_BANDS, S2_BANDS_NO_CIRRUS
 from ..errors import InputError
 from ..schemes import load_scheme
 from . import rgb_calibration
 from .base import Dataset, Sample, labels_from_mask
-from .eurosat import list_eurosat, source_split
+from .eurosat import list_eurosat, read_eurosat_patch, source_split
 from .mosaic import PATCH, _fill, make_region_mask
 
 RGB_BANDS: tuple[str, str, str] = ("B02", "B03", "B04")
@@ -82,15 +81,11 @@ def ms_patches(data_root: str | Path, split: str) -> list[tuple[str, int, Path]]
 @lru_cache(maxsize=2)
 def _ms_bank(data_root: str, split: str) -> tuple[tuple[np.ndarray, ...], tuple[tuple[str, ...], ...]]:
     """Per class: uint16 [n, 13, 64, 64] in canonical band order, and the patch names."""
-    order = [EUROSAT_BAND_ORDER.index(b) for b in S2_BANDS]
     per: list[list[np.ndarray]] = [[] for _ in range(10)]
     names: list[list[str]] = [[] for _ in range(10)]
     for name, ci, path in ms_patches(data_root, split):
-        with rasterio.open(path) as src:
-            if src.count != 13:
-                raise InputError(f"EuroSAT-MS patch has {src.count} bands, expected 13", path=path)
-            per[ci].append(src.read()[order])
-            names[ci].append(name)
+        per[ci].append(read_eurosat_patch(path, S2_BANDS))
+        names[ci].append(name)
     if any(not p for p in per):
         raise InputError(f"a class has no EuroSAT-MS {split} patch", path=data_root)
     return tuple(np.stack(p).astype(np.uint16) for p in per), tuple(tuple(n) for n in names)

@@ -43,6 +43,11 @@ class ModelConfig:
     # the tokens say which bands they were made from. Trained with band dropout.
     band_flexible: bool = False
     required_bands: tuple[str, ...] | None = None  # None: every band of s2_bands
+    # S2 patch embedding: "linear" (the paper's one p x p projection) or "conv" (stride-2 3x3
+    # convolutions down to the patch size, Xiao et al. 2021 "Early convolutions help transformers
+    # see better"): the same tokens and attention, but it learns from far fewer images, which
+    # matters when a model is trained from scratch on a CPU.
+    stem: str = "linear"
     # Set by physical pruning: heads left per block and their indices in the unpruned model.
     heads_per_block: list[int] | None = None
     head_ids: list[list[int]] | None = None
@@ -55,6 +60,10 @@ class ModelConfig:
             extra = [b for b in self.required_bands if b not in self.s2_bands]
             if extra:
                 raise ValueError(f"required_bands {extra} are not among s2_bands")
+        if self.stem not in ("linear", "conv"):
+            raise ValueError(f"stem must be 'linear' or 'conv', not {self.stem!r}")
+        if self.stem == "conv" and (self.patch_size & (self.patch_size - 1) or self.patch_size < 4):
+            raise ValueError(f"a conv stem needs a power-of-two patch size >= 4, not {self.patch_size}")
         if self.head_dim is None:
             if self.embed_dim % self.num_heads:
                 raise ValueError("embed_dim must be divisible by num_heads (or give head_dim)")

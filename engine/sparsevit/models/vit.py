@@ -23,6 +23,21 @@ from .configs import ModelConfig, get_config
 from .gates import HeadGates
 
 
+def conv_stem(in_chans: int, dim: int, patch: int) -> nn.Sequential:
+    """log2(patch) stride-2 3x3 conv + BatchNorm + ReLU layers (widths doubling up to dim / 2),
+    then a 1x1 projection to ``dim``: one token per patch, like the linear embedding."""
+    n = int(math.log2(patch))
+    widths = [max(dim // 2 ** (n - i), 8) for i in range(n)]
+    layers: list[nn.Module] = []
+    prev = in_chans
+    for w in widths:
+        layers += [nn.Conv2d(prev, w, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(w),
+                   nn.ReLU(inplace=True)]
+        prev = w
+    layers.append(nn.Conv2d(prev, dim, 1))
+    return nn.Sequential(*layers)
+
+
 @dataclass
 class AttentionMaps:
     """Attention probabilities of one block, for the heads it still has.
@@ -136,7 +151,8 @@ class SparseViT(nn.Module):
         super().__init__()
         self.config = c = config
         d, p = c.embed_dim, c.patch_size
-        self.patch_embed_s2 = nn.Conv2d(c.s2_chans, d, kernel_size=p, stride=p)
+        self.patch_embed_s2 = (conv_stem(c.s2_chans, d, p) if c.stem == "conv"
+                               else nn.Conv2d(c.s2_chans, d, kernel_size=p, stride=p))
         self.patch_embed_s1 = nn.Conv2d(2, d, kernel_size=p, stride=p) if c.has_s1 else None
         # one learned vector per input band, added for each band the input has
         self.band_embed = nn.Parameter(torch.zeros(c.in_chans, d)) if c.band_flexible else None
@@ -172,7 +188,7 @@ class SparseViT(nn.Module):
                 trunc_normal_(m.weight, std=0.02)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Conv2d):
+            elif isinstance(m, nn.Conv2d) and m.kernel_size == m.stride:
                 # a patch embedding is a linear layer over the flattened patch
                 trunc_normal_(m.weight, std=0.02)
                 nn.init.zeros_(m.bias)

@@ -172,3 +172,37 @@ def test_model_with_a_fully_closed_block_runs_under_flop_counting_and_trains_its
     p.train()
     p(x).sum().backward()
     assert p.blocks[0].attn_bias.grad is not None and p.blocks[0].attn_bias.grad.abs().sum() > 0
+
+
+def test_conv_stem_gives_the_same_tokens_and_survives_pruning_and_checkpoints(tmp_path):
+    from sparsevit.training.checkpoint import load_model, save_checkpoint
+    from sparsevit.training.normalization import Normalizer
+
+    torch.manual_seed(0)
+    m = tiny(stem="conv", band_flexible=True, required_bands=("B02", "B03", "B04"))
+    assert isinstance(m.patch_embed_s2, torch.nn.Sequential)
+    x = torch.randn(3, 4, 40, 40)  # not a multiple of the patch: padded like the linear stem
+    tok, grid = m.embed(x)
+    assert grid == (5, 5) and tok.shape == (3, 1 + 25, 32)
+    m.train()
+    m(x).sum().backward()  # BatchNorm statistics move in training ...
+    m.eval()
+    x[:, 3] = float("nan")  # ... and an absent band still reads in eval mode
+    with torch.no_grad():
+        for g in m.head_gates():
+            g.log_a.data[:2] = -10.0  # close two heads per block
+        pruned = prune_heads(m).eval()
+        assert pruned.config.stem == "conv" and torch.isfinite(pruned(x)).all()
+    norm = Normalizer(mean=[0.0] * 4, std=[1.0] * 4)
+    save_checkpoint(tmp_path / "m", m, norm, [f"c{i}" for i in range(5)])
+    back, cfg = load_model(tmp_path / "m.safetensors")
+    assert cfg["architecture"]["stem"] == "conv"
+    with torch.no_grad():  # the BatchNorm running statistics travel with the weights
+        assert torch.allclose(back(x), m(x), atol=1e-5)
+
+
+def test_unknown_stem_or_odd_patch_is_refused():
+    with pytest.raises(ValueError, match="stem"):
+        ModelConfig(stem="resnet")
+    with pytest.raises(ValueError, match="power-of-two"):
+        ModelConfig(stem="conv", patch_size=14)

@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: setup demo test test-engine test-qgis bench model package screenshot clean
+.PHONY: setup demo test test-engine test-qgis lint bench model package screenshot clean
 
 setup:            ## apt packages, venv, pinned wheels, sanity check (idempotent)
 	@bash scripts/setup.sh
@@ -15,6 +15,9 @@ demo: setup       ## run the whole pipeline on the bundled sample scene with the
 test: setup       ## the whole test suite (engine + plugin in a headless QGIS)
 	@$(PY) -m pytest
 
+lint: setup       ## ruff: pyflakes, pycodestyle and import order (pyproject.toml)
+	@$(VENV)/bin/ruff check engine sparsevit_qgis tests benchmarks scripts
+
 test-engine: setup
 	@$(PY) -m pytest tests/engine
 
@@ -24,7 +27,7 @@ test-qgis: setup
 bench: setup      ## every benchmark; figures go to benchmarks/results/*.json and *.md
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
-model: setup      ## retrain the bundled default model (resources/models/default), ~30-40 min on 2 cores
+model: setup      ## retrain the bundled default model (resources/models/default), ~100 min on 2 cores
 	@$(PY) -m sparsevit.recipes.default_model
 
 package: setup    ## the installable QGIS plugin zip in dist/

@@ -74,7 +74,8 @@ def mutate(data: bytearray) -> bytearray:
     for _ in range(rng.randrange(1, 9)):
         at = rng.randrange(0, head)
         if kind == "int" and at + 4 <= n:
-            data[at:at + 4] = struct.pack("<I", rng.choice([0, 0xFFFFFFFF, 0x7FFFFFFF, 1 << 20, rng.randrange(1 << 32)]))
+            value = rng.choice([0, 0xFFFFFFFF, 0x7FFFFFFF, 1 << 20, rng.randrange(1 << 32)])
+            data[at:at + 4] = struct.pack("<I", value)
         elif kind == "zero":
             data[at] = 0
         else:

@@ -44,12 +44,12 @@ REPO = HERE.parent
 RESULTS = HERE / "results"
 SCENE = REPO / "resources" / "sample" / "Spain_7370579_S2Hand.tif"
 GOAL = 0.95
-NODATA = 255
 
 sys.path.insert(0, str(REPO / "engine"))
 
 from sparsevit.bands import S2_BANDS, S2_RESOLUTION_M  # noqa: E402
 from sparsevit.io.scene import open_s2  # noqa: E402
+from sparsevit.schemes import IGNORE
 
 PRODUCT = "S2A_MSIL1C_20190101T105441_N0400_R051_T30SYH_20190101T111111.SAFE"
 
@@ -213,7 +213,7 @@ def main() -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     canon = results["canonical_dn"]["landcover"]
-    ref_valid = canon != NODATA
+    ref_valid = canon != IGNORE
     rows = {}
     for name, r in results.items():
         row = {"input": r["radiometry"]["input"], "source": r["radiometry"]["source"],
@@ -222,7 +222,7 @@ def main() -> int:
         if "landcover" in r:
             lc = r["landcover"]
             row["agreement"] = round(float(np.mean(lc[ref_valid] == canon[ref_valid])), 4)
-            row["nodata_share"] = round(float(np.mean(lc == NODATA)), 4)
+            row["nodata_share"] = round(float(np.mean(lc == IGNORE)), 4)
             row["seconds"] = r["seconds"]
         else:
             row["skipped"] = r["skipped"]
@@ -233,7 +233,7 @@ def main() -> int:
                  if n in forms and n not in ("canonical_dn", "safe_native")]
     # the SAFE at native resolution against the same band files as plain DN: radiometry alone
     nat, nat_ref = results["safe_native"]["landcover"], results["native_dn_folder"]["landcover"]
-    nat_valid = nat_ref != NODATA
+    nat_valid = nat_ref != IGNORE
     data = {
         "scene": str(SCENE.relative_to(REPO)),
         "model": "resources/models/default",

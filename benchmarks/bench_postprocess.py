@@ -23,8 +23,14 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from sparsevit.pseudomasks import (attention, attention_faithful, attention_weighted,
-                                   from_class_maps, nearest_fill, nearest_fill_reference)
+from sparsevit.pseudomasks import (
+    attention,
+    attention_faithful,
+    attention_weighted,
+    from_class_maps,
+    nearest_fill,
+    nearest_fill_reference,
+)
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -126,7 +132,8 @@ def main() -> int:
     md = "\n".join([
         "# Pseudomask post-processing benchmark (`benchmarks/bench_postprocess.py`)", "",
         f"One image, {data['image']}; everything after the ViT forward (normalise, cluster, "
-        "match, upsample, binarise, paint, fill, confidence). Synthetic structured maps; one thread (the methods limit BLAS/OpenMP pools per call). "
+        "match, upsample, binarise, paint, fill, confidence). Synthetic structured maps; one thread "
+        "(the methods limit BLAS/OpenMP pools per call). "
         f"Median ms over {args.repeats} runs.", "",
         "| method | " + " | ".join(f"{n} heads" for n in HEAD_COUNTS) + " |",
         "|---|" + "---|" * len(HEAD_COUNTS),
@@ -135,7 +142,8 @@ def main() -> int:
         f"Nearest fill, {SIZE[0]}x{SIZE[1]}, {data['fill_unassigned_fraction']:.0%} unassigned:", "",
         "| implementation | ms |", "|---|---|",
         f"| distance transform (`nearest_fill`) | {data['fill_ms']:.2f} |",
-        f"| per-pixel search (`nearest_fill_reference`, median of {args.ref_repeats}) | {data['fill_reference_ms']:.0f} |",
+        f"| per-pixel search (`nearest_fill_reference`, median of {args.ref_repeats}) "
+        f"| {data['fill_reference_ms']:.0f} |",
         f"| **speed-up** (goal >= {FILL_GOAL:.0f}x) | **{data['fill_speedup']:.0f}x** |", "",
         f"Same label at {data['fill_label_agreement']:.2%} of pixels (the rest are exact distance ties, "
         "broken differently).", "",

@@ -76,7 +76,7 @@ def run_predict(raster: Path, out: Path, model: Path, threads: int, extra=(), de
         while proc.poll() is None:
             try:
                 with open(f"/proc/{proc.pid}/status") as f:
-                    kb = next(int(l.split()[1]) for l in f if l.startswith("VmHWM"))
+                    kb = next(int(ln.split()[1]) for ln in f if ln.startswith("VmHWM"))
                 hwm["kb"] = max(hwm["kb"], kb)
             except (OSError, StopIteration, ValueError):
                 pass
@@ -93,7 +93,7 @@ def run_predict(raster: Path, out: Path, model: Path, threads: int, extra=(), de
     err = proc.stderr.read()
     if status != 0:
         raise RuntimeError(f"predict failed ({status}): {err[-2000:]}")
-    result = next(json.loads(l) for l in stdout_lines if '"event": "result"' in l)
+    result = next(json.loads(ln) for ln in stdout_lines if '"event": "result"' in ln)
     return {"seconds": round(seconds, 2), "peak_rss_mb": round(hwm["kb"] / 1024, 1),
             "km2": result["km2"], "tiles": result["counts"]["tiles"],
             "engine_seconds": result["seconds"], "device": result["device"]}
@@ -200,7 +200,8 @@ def main(argv=None) -> int:
     if args.quick:
         args.size, args.skip_4x = 1536, True
     model = Path(args.model)
-    report: dict = {"benchmark": "predict", "model": str(model.relative_to(REPO) if model.is_relative_to(REPO) else model),
+    shown_model = model.relative_to(REPO) if model.is_relative_to(REPO) else model
+    report: dict = {"benchmark": "predict", "model": str(shown_model),
                     "threads": args.threads, "machine": f"{platform.machine()}, {os.cpu_count()} cpu",
                     "quick": args.quick}
     out_dir = Path(args.out)

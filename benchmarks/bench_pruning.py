@@ -31,8 +31,15 @@ sys.path.insert(0, str(REPO / "engine"))
 from sparsevit.bands import S2_BANDS_NO_CIRRUS  # noqa: E402
 from sparsevit.datasets import EuroSatMosaic  # noqa: E402
 from sparsevit.models import TOKEN_LAYOUTS, get_config, prune_heads  # noqa: E402
-from sparsevit.training import (TorchSampleDataset, TrainConfig, load_model,  # noqa: E402
-                                multilabel_scores, predict_probs, save_checkpoint, train)
+from sparsevit.training import (  # noqa: E402
+    TorchSampleDataset,
+    TrainConfig,
+    load_model,
+    multilabel_scores,
+    predict_probs,
+    save_checkpoint,
+    train,
+)
 
 
 def score(model, test_ds, names):
@@ -275,7 +282,8 @@ def render(r: dict) -> str:
              f"{', QUICK smoke run' if r['quick'] else ''})", "",
              f"Train: {r['train_scenes_per_epoch']} fresh {r['train_size_px']} px scenes/epoch; "
              f"baseline {r['base_epochs']} epochs, then per lambda {r['ft_epochs']} epochs with the "
-             f"L0 penalty, physical pruning, {r['recover_epochs']} recovery epochs. Test: {r['test_scenes']} fixed {r['test_size_px']} px scenes. "
+             f"L0 penalty, physical pruning, {r['recover_epochs']} recovery epochs. "
+             f"Test: {r['test_scenes']} fixed {r['test_size_px']} px scenes. "
              f"{r['threads']} CPU threads, total {r['seconds']:.0f} s.", "",
              "| lambda | keep last | pruned share | open heads per block | macro-F1 before "
              "recovery | macro-F1 | mAP |",

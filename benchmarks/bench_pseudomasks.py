@@ -268,6 +268,7 @@ def main(argv=None) -> int:
         report["postprocess_timing"] = pp
         report["postprocess_ms"] = pp["multi_label_ms"] if pp["multi_label_ms"] is not None else pp["all_images_ms"]
         import bench_postprocess as bp
+
         from sparsevit.pseudomasks.fill import nearest_fill, nearest_fill_reference
         labels, assigned = bp.fill_case()
         fast = bp.median_ms(lambda: nearest_fill(labels, assigned), 20)
@@ -330,7 +331,8 @@ def main(argv=None) -> int:
         summaries["fully_supervised_same_epochs"] = s2
         miou["fully_supervised_same_epochs"] = round(s2["scores"]["miou"], 4)
         histories["fully_supervised_same_epochs"] = hist2
-        report["refined_it2_fraction_of_supervised"] = round(miou["refined_it2"] / max(miou["fully_supervised"], 1e-9), 4)
+        supervised = max(miou["fully_supervised"], 1e-9)
+        report["refined_it2_fraction_of_supervised"] = round(miou["refined_it2"] / supervised, 4)
         report["refined_it2_fraction_of_supervised_same_epochs"] = round(
             miou["refined_it2"] / max(miou["fully_supervised_same_epochs"], 1e-9), 4)
         report["goals"] = {

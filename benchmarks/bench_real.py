@@ -38,16 +38,20 @@ sys.path.insert(0, str(REPO / "engine"))
 
 from sparsevit.bands import S2_BANDS_NO_CIRRUS  # noqa: E402
 from sparsevit.bundle import load_bundle  # noqa: E402
-from sparsevit.datasets import BigEarthNetV1Dataset, BigEarthNetV2Dataset  # noqa: E402
-from sparsevit.datasets import rgb_calibration  # noqa: E402
+from sparsevit.datasets import (  # noqa: E402
+    BigEarthNetV1Dataset,
+    BigEarthNetV2Dataset,
+    rgb_calibration,  # noqa: E402
+)
 from sparsevit.datasets.eurosat import read_eurosat_patch  # noqa: E402
 from sparsevit.datasets.eurosat_real import RGB_BANDS, RealPatchScenes, ms_patches  # noqa: E402
 from sparsevit.evaluation.metrics import EvaluationSet  # noqa: E402
 from sparsevit.io.atomic import write_text_atomic  # noqa: E402
+from sparsevit.model_bands import to_model_bands
 from sparsevit.predict import PredictOptions, predict_scene  # noqa: E402
 from sparsevit.pseudomasks.generate import PseudomaskOptions, iter_dataset_pseudomasks  # noqa: E402
 from sparsevit.refine.segmenter import predict_logits_padded  # noqa: E402
-from sparsevit.schemes import load_mapping, load_scheme  # noqa: E402
+from sparsevit.schemes import load_mapping  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 DATA = REPO / "data"
@@ -68,12 +72,8 @@ def _first_date(folder: Path) -> Path:
 
 
 def _with_bands(s2: np.ndarray, have: tuple[str, ...], bundle) -> np.ndarray:
-    """Raw DN [len(have), H, W] -> the model's band order, absent bands NaN."""
-    full = np.full((len(bundle.s2_bands),) + s2.shape[1:], np.nan, np.float32)
-    for i, b in enumerate(have):
-        if b in bundle.s2_bands:
-            full[bundle.s2_bands.index(b)] = s2[i]
-    return full
+    """Raw DN [len(have), H, W] -> the model's band order, absent bands NaN (as predict reads)."""
+    return to_model_bands(s2.astype(np.float32, copy=False), have, bundle.s2_bands)
 
 
 def _can_read(bundle, bands) -> bool:
@@ -351,7 +351,8 @@ def known_wrong(row: dict) -> list[str]:
     out = []
     weak = {k: v for k, v in row["eurosat_ms_accuracy_per_class"].items() if v < 0.7}
     if weak:
-        out.append("Held-out patches of " + ", ".join(f"{k} ({v:.0%})" for k, v in sorted(weak.items(), key=lambda kv: kv[1]))
+        worst_first = sorted(weak.items(), key=lambda kv: kv[1])
+        out.append("Held-out patches of " + ", ".join(f"{k} ({v:.0%})" for k, v in worst_first)
                    + " are often misclassified (patch accuracy below 70%).")
     ben = {k: v for k, v in row["bigearthnet_coarse_f1_per_class"].items() if v < 0.5}
     if ben:

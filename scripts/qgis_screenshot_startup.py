@@ -1,7 +1,6 @@
 """Run by ``qgis --code`` (scripts/qgis_screenshot.sh): drive the SparseViT panel like a user
 and save a screenshot of the main window. Runs inside QGIS: no engine imports here."""
 import os
-import sys
 import tempfile
 import time
 

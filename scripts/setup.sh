@@ -35,12 +35,13 @@ want="$(cat "$ROOT"/requirements/*.txt "$ROOT/engine/pyproject.toml" | sha256sum
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
   log "venv up to date"
 else
-  if ! "$PY" -c 'import torch, sys; sys.exit(0 if torch.__version__.startswith("2.13.0") else 1)' 2>/dev/null; then
-    if ls "$WHEELS"/torch-2.13.0*cpu*.whl >/dev/null 2>&1; then
-      log "installing torch 2.13.0 (CPU) from $WHEELS"
-      "${PIP[@]}" install --no-deps --find-links "$WHEELS" torch==2.13.0
+  TORCH="$(sed -n 's/^torch==//p' "$ROOT/requirements/torch.txt")"
+  if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('$TORCH') else 1)" 2>/dev/null; then
+    if ls "$WHEELS"/torch-"$TORCH"*cpu*.whl >/dev/null 2>&1; then
+      log "installing torch $TORCH (CPU) from $WHEELS"
+      "${PIP[@]}" install --no-deps --find-links "$WHEELS" "torch==$TORCH"
     else
-      log "ERROR: no CPU torch 2.13.0 wheel in $WHEELS. Put one there (or set SPARSEVIT_TORCH_WHEELS)."
+      log "ERROR: no CPU torch $TORCH wheel in $WHEELS. Put one there (or set SPARSEVIT_TORCH_WHEELS)."
       log "       A plain 'pip install torch' pulls a multi-GB CUDA build, which this project refuses."
       exit 1
     fi

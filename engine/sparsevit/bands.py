@@ -38,3 +38,15 @@ def normalize_s2_name(text: str) -> str | None:
 def normalize_s1_name(text: str) -> str | None:
     m = _S1_RE.search(text)
     return m.group(1).upper() if m else None
+
+
+def parse_band_order(text: str | None) -> tuple[str, ...] | None:
+    """``--band-order``: a preset (``eurosat``, ``esa``, ``esa12``) or names separated by commas
+    or spaces, in the order of the raster's bands; None when not given."""
+    if not text:
+        return None
+    presets = {"eurosat": EUROSAT_BAND_ORDER, "esa": S2_BANDS, "esa12": S2_BANDS_NO_CIRRUS}
+    preset = presets.get(text.strip().lower())
+    if preset:
+        return preset
+    return tuple(t for t in text.replace(",", " ").split() if t)

@@ -14,7 +14,7 @@ import sys
 import traceback
 
 from .errors import SparseVitError
-from .progress import PROTOCOL_VERSION, Progress
+from .progress import Progress
 
 # Order is the order in ``sparsevit --help``. A module missing here is simply not offered.
 COMMAND_MODULES = ["info", "mosaic", "train", "pseudomasks", "refine", "predict", "evaluate", "export"]
@@ -61,6 +61,17 @@ def _join_negative_values(argv: list[str]) -> list[str]:
     return out
 
 
+def _start_fields(args: argparse.Namespace) -> dict:
+    from . import __version__, protocol
+
+    fields = {"command": args.command, "protocol": protocol.version(), "engine_version": __version__,
+              "device": None, "device_name": None}
+    if getattr(args, "uses_device", False):  # commands that run a model say where, up front
+        from .devices import device_fields
+        fields.update(device_fields(getattr(args, "device", None), getattr(args, "threads", None)))
+    return fields
+
+
 def main(argv: list[str] | None = None) -> int:
     # GDAL's block cache defaults to 5% of RAM and fills up on big rasters; memory must stay
     # bounded whatever the raster size, and windows are read once, so a small cache is enough
@@ -72,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     progress = Progress(json_lines=args.json, cancel_file=args.cancel_file)
     progress.install_signal_handlers()
-    progress.emit("start", command=args.command, protocol=PROTOCOL_VERSION)
     try:
+        progress.emit("start", **_start_fields(args))
         code = int(args.func(args, progress) or 0)
     except SparseVitError as err:
         if args.debug:

@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
+
+import numpy as np
 
 from .errors import InputError
 
@@ -69,3 +71,16 @@ def read_model_bands(model: str | Path) -> ModelBands:
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
         raise InputError(f"cannot read the model description ({exc})", path=meta,
                          fix="choose a model written by SparseViT (bundle folder or .safetensors + .json)") from None
+
+
+def to_model_bands(data: np.ndarray, have: Sequence[str], model_bands: Sequence[str]) -> np.ndarray:
+    """``data [len(have), H, W]`` in the model's band order: a band the input lacks is an all-NaN
+    channel (the band-flexible models' convention), a band the model does not read is dropped."""
+    have, model_bands = list(have), list(model_bands)
+    if have == model_bands:
+        return data
+    full = np.full((len(model_bands),) + data.shape[1:], np.nan, np.float32)
+    for i, b in enumerate(have):
+        if b in model_bands:
+            full[model_bands.index(b)] = data[i]
+    return full

@@ -3,8 +3,9 @@
 Every long step takes a :class:`Progress` (or ``None`` for silence). With ``json_lines=True``
 each event is one JSON object per line on stdout, e.g.
 ``{"event": "progress", "stage": "predict", "done": 12, "total": 40, "fraction": 0.3}``;
-the plugin parses exactly these lines. Cancellation: SIGINT/SIGTERM or the existence of a
-cancel file (``--cancel-file``) make :meth:`Progress.check_cancelled` raise :class:`Cancelled`.
+the plugin parses exactly these lines (the contract: ``docs/protocol.md``). Cancellation:
+SIGINT/SIGTERM or the existence of a cancel file (``--cancel-file``) make
+:meth:`Progress.check_cancelled` raise :class:`Cancelled`.
 """
 from __future__ import annotations
 
@@ -17,8 +18,6 @@ from contextlib import contextmanager
 from typing import IO, Any, Iterator
 
 from .errors import Cancelled
-
-PROTOCOL_VERSION = 1
 
 
 class Progress:

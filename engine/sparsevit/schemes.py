@@ -24,6 +24,10 @@ import numpy as np
 from .errors import InputError
 from .paths import resource
 
+# The class value of "no class here": unlabelled or uncertain pixels in masks (a loss ignores
+# them), nodata in class rasters. Class values of a scheme stay below it.
+IGNORE = 255
+
 _COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
@@ -45,7 +49,7 @@ class ClassScheme:
     name: str
     title: str
     classes: tuple[ClassInfo, ...]
-    ignore_value: int = 255
+    ignore_value: int = IGNORE
     source: str = ""
     _by_value: dict = field(init=False, repr=False, compare=False, hash=False)
 
@@ -248,7 +252,8 @@ class Mapping:
         ok = (arr >= 0) & (arr < lut.size)
         out = np.full(arr.shape, self.target.ignore_value, dtype=np.int64)
         out[ok] = lut[arr[ok].astype(np.int64)]
-        dtype = arr.dtype if np.can_cast(np.min_scalar_type(max(self.target.values + (self.target.ignore_value,))), arr.dtype) else np.int64
+        largest = max(self.target.values + (self.target.ignore_value,))
+        dtype = arr.dtype if np.can_cast(np.min_scalar_type(largest), arr.dtype) else np.int64
         return out.astype(dtype)
 
     def apply_multi_hot(self, multi_hot: Sequence[float]) -> np.ndarray:

@@ -147,6 +147,17 @@ def locate_engine(validate: bool = True) -> EngineInfo:
                       message=first_run_message(problems))
 
 
+def torch_requirement(req_dir: Path) -> str:
+    """``torch==X.Y.Z`` from ``requirements/torch.txt`` (the one place torch is pinned)."""
+    try:
+        for line in (req_dir / "torch.txt").read_text(encoding="utf-8").splitlines():
+            if line.strip().startswith("torch=="):
+                return line.strip()
+    except OSError:
+        pass
+    return "torch"
+
+
 def first_run_message(problems: list[str] | None = None) -> str:
     """What a user without an engine reads: exactly the commands to run, with real paths."""
     venv = profile_venv_dir() or Path("<QGIS profile>") / "sparsevit" / "venv"
@@ -163,7 +174,7 @@ def first_run_message(problems: list[str] | None = None) -> str:
         "outside QGIS, so that PyTorch never slows down or crashes QGIS. Create it once "
         "(about 1.5 GB, CPU build of PyTorch) with these commands in a terminal:",
         f"  {python3} -m venv \"{venv}\"",
-        f"  \"{py}\" -m pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu",
+        f"  \"{py}\" -m pip install {torch_requirement(req)} --index-url https://download.pytorch.org/whl/cpu",
         f"  \"{py}\" -m pip install -r \"{req / 'engine.txt'}\"",
         f"  \"{py}\" -m pip install --no-deps -r \"{req / 'nodeps.txt'}\"",
         f"  \"{py}\" -m pip install --no-deps \"{engine_src}\"",
@@ -182,7 +193,7 @@ def engine_environment() -> dict[str, str]:
     An engine pip-installed into its own venv cannot find ``resources/`` by walking up from
     its package, so the plugin tells it where its copy is (unless the user set one).
     """
-    from .schemes import resources_dir
+    from .resources import resources_dir
     env: dict[str, str] = {}
     res = resources_dir()
     if res is not None and not os.environ.get("SPARSEVIT_RESOURCES"):

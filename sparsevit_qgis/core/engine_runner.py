@@ -3,9 +3,10 @@
 The engine never runs inside QGIS: importing torch there blocks the UI for seconds, mixes
 QGIS's GDAL with the wheel's, and an engine crash would take QGIS down. This module therefore
 needs nothing but the standard library, so it works the same from a QgsTask, a Processing
-algorithm or a plain test. Protocol (see ``engine/sparsevit/progress.py``): one JSON object per
-stdout line with an ``event`` key: ``start``, ``stage_start``, ``progress``, ``stage_end``,
-``log``, ``result``, ``error``, ``end``.
+algorithm or a plain test. Protocol (``docs/protocol.md``, ``resources/protocol.json``): one
+JSON object per stdout line with an ``event`` key: ``start``, ``stage_start``, ``progress``,
+``stage_end``, ``log``, ``result``, ``error``, ``end``. An engine that speaks another protocol
+version is stopped at its ``start`` event with a message that says how to update it.
 """
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
+
+from . import protocol
 
 # Variables that point a Python or GDAL/PROJ at QGIS's own copies. Inherited by the engine they
 # make the venv import QGIS's site-packages, or rasterio's PROJ read QGIS's proj.db of another
@@ -73,6 +76,7 @@ class EngineOutcome:
     command: list[str]
     exit_code: int | None = None
     cancelled: bool = False
+    start: dict | None = None           # the ``start`` event: command, protocol, device, ...
     result: dict | None = None          # fields of the last ``result`` event merged
     results: list[dict] = field(default_factory=list)
     error: dict | None = None           # the ``error`` event: problem, path, fix, message
@@ -82,10 +86,18 @@ class EngineOutcome:
     elapsed: float = 0.0
     launch_error: str | None = None     # the process could not be started at all
 
+    protocol_error: str | None = None   # the engine speaks another protocol version
+
     @property
     def ok(self) -> bool:
-        return (self.launch_error is None and not self.cancelled and self.error is None
-                and self.exit_code == 0)
+        return (self.launch_error is None and self.protocol_error is None and not self.cancelled
+                and self.error is None and self.exit_code == 0)
+
+    @property
+    def device(self) -> tuple[str | None, str | None]:
+        """``(device, device_name)`` from the ``start`` event, e.g. ``("cpu", "CPU (2 threads)")``."""
+        start = self.start or {}
+        return start.get("device"), start.get("device_name")
 
     def _flag_values(self) -> set[str]:
         return {self.command[i + 1] for i, a in enumerate(self.command[:-1]) if a == "--cancel-file"}
@@ -95,6 +107,8 @@ class EngineOutcome:
         """One line for the user: the engine's own message when it sent one."""
         if self.ok:
             return ""
+        if self.protocol_error:
+            return self.protocol_error
         if self.cancelled:
             return "Run cancelled; no output was written."
         if self.launch_error:
@@ -153,10 +167,6 @@ class EngineRunner:
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------------------------
-    @property
-    def cancel_requested(self) -> bool:
-        return self._cancel_requested.is_set()
-
     def cancel(self) -> None:
         """Ask the engine to stop: cancel file now, SIGTERM shortly after, kill after that."""
         if self._cancel_requested.is_set():
@@ -248,7 +258,8 @@ class EngineRunner:
             finished_cleanly = outcome.exit_code == 0 and outcome.error is None
             # 130 is the engine's Cancelled/interrupted exit code; a run that completed just as
             # the user pressed Cancel keeps its results.
-            if not finished_cleanly and (self._cancel_requested.is_set() or outcome.exit_code == 130):
+            if not finished_cleanly and outcome.protocol_error is None and (
+                    self._cancel_requested.is_set() or outcome.exit_code == 130):
                 outcome.cancelled = True
             return outcome
         finally:
@@ -314,7 +325,17 @@ class EngineRunner:
         outcome.events.append(event)
         self._call(self.on_event, event)
         kind = event.get("event")
-        if kind == "progress":
+        if kind == "start":
+            outcome.start = {k: v for k, v in event.items() if k not in ("event", "time")}
+            try:
+                mismatch = protocol.mismatch_message(event.get("protocol"))
+            except (RuntimeError, OSError, ValueError) as exc:  # no readable protocol.json
+                mismatch = str(exc)
+            if mismatch:
+                outcome.protocol_error = mismatch
+                self._log("error", mismatch)
+                self.cancel()  # its events cannot be trusted to mean what this plugin reads
+        elif kind == "progress":
             self._call(self.on_progress, str(event.get("stage") or ""),
                        _fraction(event.get("fraction")), event.get("done"), event.get("total"))
         elif kind == "stage_start":

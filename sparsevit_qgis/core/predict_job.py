@@ -1,5 +1,6 @@
 """What the dock, the Processing algorithm and the screenshot script share about a prediction:
-per-run output folders, the ``--area`` arguments and the model to use.
+one typed request (:class:`PredictRequest`, turned into the engine's arguments by
+``to_args``), per-run output folders, the ``--area`` arguments and the model to use.
 
 No widgets here, so every caller (and a test) builds the same engine arguments.
 """
@@ -7,12 +8,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from qgis.core import QgsCoordinateReferenceSystem, QgsRectangle
 
 from . import settings
-
 
 # The class levels a prediction can write (value, label); the first is the engine's default.
 # "both" gives the detailed map alone for a model whose classes have no coarse level.
@@ -21,8 +22,6 @@ LEVELS = (
     ("detailed", "Detailed: the model's classes (e.g. 10 EuroSAT)"),
     ("coarse", "Coarse: Water, Built-up, Cropland, Grassland, Forest"),
 )
-# The engine's output roles (``predict`` result ``outputs``) that are class maps.
-CLASS_MAP_ROLES = ("landcover_coarse", "landcover", "pseudomask")
 
 
 class JobError(ValueError):
@@ -109,6 +108,8 @@ def resolve_model(chosen: str | None) -> str:
     here with the fix instead of as an engine error about a path the user never typed.
     """
     chosen = (chosen or "").strip()
+    if chosen.endswith("bundle.json"):  # file pickers select the file, the engine wants its folder
+        chosen = str(Path(chosen).parent)
     if chosen:
         p = Path(chosen)
         if not p.exists():
@@ -121,3 +122,49 @@ def resolve_model(chosen: str | None) -> str:
     if default is None or not (default / "bundle.json").is_file():
         raise JobError(settings.missing_default_model_message())
     return str(default)
+
+
+@dataclass
+class PredictRequest:
+    """One ``sparsevit predict`` run as the dock and Processing fill it in.
+
+    ``model``: a model folder, its ``bundle.json`` or a classifier file; empty for the bundled
+    default (resolved by :func:`resolve_model`). ``area``: ``(rectangle, its CRS)`` or None for
+    the whole raster. ``tile``: 0 for the model's own tile size. ``level``: see :data:`LEVELS`.
+    """
+
+    s2: str
+    out: str
+    model: str = ""
+    s1: str | None = None
+    area: tuple[QgsRectangle, QgsCoordinateReferenceSystem | None] | None = None
+    tile: int = 0
+    level: str | None = None
+    attention: bool = False
+    polygons: bool = False
+    overview: bool = True
+
+    def to_args(self) -> list[str]:
+        """The engine arguments; raises :class:`JobError` with the fix for a value it cannot run."""
+        if not (self.s2 or "").strip():
+            raise JobError("Choose a Sentinel-2 raster (layer, file or folder).")
+        if not (self.out or "").strip():
+            raise JobError("Choose an output folder.")
+        if self.tile < 0:
+            raise JobError(f"The tile size must be positive (or 0 for the model's own), not {self.tile}.")
+        args = [self.s2]
+        if self.s1:
+            args += ["--s1", self.s1]
+        args += ["--model", resolve_model(self.model), "--out", str(self.out)]
+        if self.area is not None:
+            args += area_args(*self.area)
+        if self.tile > 0:
+            args += ["--tile", str(self.tile)]
+        args += level_args(self.level)
+        if self.attention:
+            args.append("--attention")
+        if self.polygons:
+            args.append("--polygons")
+        if not self.overview:
+            args.append("--no-overview")
+        return args

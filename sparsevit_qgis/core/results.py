@@ -18,22 +18,21 @@ from qgis.core import (
     QgsVectorLayer,
 )
 
+from . import protocol as roles
 from . import settings
-from .predict_job import CLASS_MAP_ROLES
+from .protocol import CLASS_MAP_ROLES, RASTER_ROLES
 from .schemes import SchemeError, find_scheme
 from .styling import (
     add_basemap,
     add_layers_to_group,
-    categorized_polygons,
-    confidence_renderer,
     run_group_name,
-    style_result_layer,
+    style_for_role,
 )
 
 BASEMAP_PROPERTY = "sparsevit/basemap"
 ROLE_PROPERTY = "sparsevit/role"
-VIEW_LANDCOVER, VIEW_PSEUDOMASK, VIEW_BASEMAP = "landcover", "pseudomask", "basemap"
-VIEW_COARSE = "landcover_coarse"
+VIEW_LANDCOVER, VIEW_PSEUDOMASK, VIEW_BASEMAP = roles.LANDCOVER, roles.PSEUDOMASK, "basemap"
+VIEW_COARSE = roles.LANDCOVER_COARSE
 MAP_VIEWS = (VIEW_COARSE, VIEW_LANDCOVER, VIEW_PSEUDOMASK)
 
 
@@ -54,6 +53,14 @@ class RunLayers:
     @property
     def main_map(self) -> QgsMapLayer | None:
         return self.layers.get(self.main_role)
+
+
+def class_area_line(row: dict) -> str:
+    """One class-area row of the engine (``name``, ``hectares``, ``percent``) for a log:
+    ``Forest                      12.3 ha   4.5 %`` (pixels when the area is unknown)."""
+    ha = row.get("hectares")
+    amount = f"{ha:>10.1f} ha" if ha is not None else f"{row.get('pixels', 0):>10} px"
+    return f"{row.get('name', row.get('value'))!s:<22} {amount}  {row.get('percent', 0.0):5.1f} %"
 
 
 def expected_crs(result: dict) -> QgsCoordinateReferenceSystem:
@@ -101,11 +108,11 @@ def add_predict_results(result: dict, label: str, project: QgsProject | None = N
     opacity = settings.result_opacity()
     run = RunLayers()
     ordered: list[tuple[str, QgsMapLayer]] = []
-    names = {"landcover_coarse": "Land cover, coarse", "landcover": "Land cover",
-             "pseudomask": "Attention pseudomask", "confidence": "Confidence",
-             "attention": "Attention (per head)"}
+    names = {roles.LANDCOVER_COARSE: "Land cover, coarse", roles.LANDCOVER: "Land cover",
+             roles.PSEUDOMASK: "Attention pseudomask", roles.CONFIDENCE: "Confidence",
+             roles.ATTENTION: "Attention (per head)"}
     # top to bottom in the group: the coarse map over the detailed one
-    for role in ("landcover_coarse", "landcover", "pseudomask", "confidence", "attention"):
+    for role in RASTER_ROLES:
         path = outputs.get(role)
         if not path:
             continue
@@ -113,26 +120,21 @@ def add_predict_results(result: dict, label: str, project: QgsProject | None = N
         if layer is None:
             run.warnings.append(f"Cannot open the result {path}")
             continue
-        if role in CLASS_MAP_ROLES:
-            how = style_result_layer(layer, schemes.get("coarse_scheme") if role == VIEW_COARSE
-                                     else scheme, opacity)
-            if not how:
-                run.warnings.append(f"{path}: no .qml and no known class scheme; left unstyled.")
-        elif role == "confidence":
-            confidence_renderer(layer)
-            layer.renderer().setOpacity(opacity)
+        how = style_for_role(layer, role, schemes.get("coarse_scheme") if role == VIEW_COARSE else scheme,
+                             opacity=opacity)
+        if role in CLASS_MAP_ROLES and not how:
+            run.warnings.append(f"{path}: no .qml and no known class scheme; left unstyled.")
         ordered.append((role, layer))
-    polygons = outputs.get("polygons")
+    polygons = outputs.get(roles.POLYGONS)
     if polygons and Path(str(polygons)).is_file():
         vlayer = QgsVectorLayer(str(polygons), f"Land-cover polygons — {label}", "ogr")
         if vlayer.isValid():
             # the engine vectorizes the detailed map, or the coarse one when that is the only map
             poly_scheme = schemes.get("coarse_scheme") if result.get("level") == "coarse" else scheme
-            if poly_scheme is not None:
-                categorized_polygons(vlayer, poly_scheme)
+            style_for_role(vlayer, roles.POLYGONS, poly_scheme)
             vlayer.setOpacity(opacity)
             maps = sum(1 for r, _l in ordered if r in (VIEW_COARSE, VIEW_LANDCOVER))
-            ordered.insert(maps, ("polygons", vlayer))  # just below the land-cover map(s)
+            ordered.insert(maps, (roles.POLYGONS, vlayer))  # just below the land-cover map(s)
         else:
             run.warnings.append(f"Cannot open the polygons {polygons}")
     for role, layer in ordered:
@@ -204,7 +206,7 @@ def set_view(run: RunLayers, view: str, project: QgsProject | None = None) -> No
             node = root.findLayer(layer.id())
         except RuntimeError:  # the user removed the layer
             continue
-        if node is None or role not in MAP_VIEWS + ("polygons",):
+        if node is None or role not in MAP_VIEWS + (roles.POLYGONS,):
             continue
         node.setItemVisibilityChecked(role == view)
     if run.group is not None and view != VIEW_BASEMAP:
@@ -259,7 +261,7 @@ def export_layer(result: dict, fmt: str, source: QgsMapLayer | None = None,
         if layer is None:
             log(f"Cannot open the exported raster {path}")
             return None
-        style_result_layer(layer, result.get("scheme"), settings.result_opacity())
+        style_for_role(layer, roles.LANDCOVER, result.get("scheme"), opacity=settings.result_opacity())
         problem = check_crs(layer, expected_crs(result))
         if problem:
             log(problem)
@@ -274,7 +276,7 @@ def export_layer(result: dict, fmt: str, source: QgsMapLayer | None = None,
         log(f"{path}: no class colours found (no paletted source layer, no matching scheme); "
             "polygons keep the default style.")
     else:
-        categorized_polygons(layer, classes)
+        style_for_role(layer, roles.POLYGONS, classes=classes)
     return layer
 
 
@@ -286,10 +288,7 @@ def add_export_result(result: dict, fmt: str, source: QgsMapLayer | None = None,
     log = log or (lambda _m: None)
     if fmt in ("csv", "json"):
         for row in result.get("classes") or []:
-            ha = row.get("hectares")
-            log(f"  {row.get('name', row.get('value')):<22} "
-                + (f"{ha:>10.1f} ha  " if ha is not None else f"{row.get('pixels', 0):>10} px  ")
-                + f"{row.get('percent', 0.0):5.1f} %")
+            log("  " + class_area_line(row))
         return None
     layer = export_layer(result, fmt, source, log)
     if layer is not None:

@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .resources import resources_dir
+
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
@@ -34,15 +36,6 @@ class Scheme:
 
     def by_value(self) -> dict[int, SchemeClass]:
         return {c.value: c for c in self.classes}
-
-
-def resources_dir() -> Path | None:
-    """``resources/`` inside the packaged plugin, or at the root of a checkout."""
-    plugin_dir = Path(__file__).resolve().parents[1]
-    for cand in (plugin_dir / "resources", plugin_dir.parent / "resources"):
-        if (cand / "schemes").is_dir():
-            return cand
-    return None
 
 
 def schemes_dir() -> Path | None:

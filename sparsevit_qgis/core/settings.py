@@ -44,13 +44,6 @@ def basemap_uri() -> str:
     return _get("basemap/uri", DEFAULT_BASEMAP_URI, str).strip() or DEFAULT_BASEMAP_URI
 
 
-def set_basemap_uri(uri: str | None) -> None:
-    if uri:
-        _set("basemap/uri", uri)
-    else:
-        _remove("basemap/uri")
-
-
 def basemap_name() -> str:
     return _get("basemap/name", DEFAULT_BASEMAP_NAME, str) or DEFAULT_BASEMAP_NAME
 
@@ -83,7 +76,7 @@ def model_path() -> str:
 
 def default_model_path():
     """``resources/models/default`` of the plugin's resources (None without resources)."""
-    from .schemes import resources_dir
+    from .resources import resources_dir
     res = resources_dir()
     return res / "models" / "default" if res is not None else None
 

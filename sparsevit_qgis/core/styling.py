@@ -28,6 +28,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QColor
 
+from . import protocol as roles
 from . import settings
 from .schemes import Scheme, SchemeClass, find_scheme
 
@@ -81,6 +82,29 @@ def style_result_layer(layer: QgsRasterLayer, scheme: Scheme | str | Path | None
         apply_scheme(layer, scheme, opacity=opacity)
         return "scheme"
     return ""
+
+
+def style_for_role(layer: QgsMapLayer, role: str, scheme=None, classes=None,
+                   opacity: float | None = None) -> str:
+    """Style an engine output by its role (``resources/protocol.json``): class maps from their
+    .qml or scheme, confidence as a ramp, polygons by class. Returns how ("qml", "scheme",
+    "ramp", "categories") or "" when nothing could style it. The panel and Processing both call
+    this, so a result looks the same whichever ran it."""
+    how = ""
+    if role in roles.CLASS_MAP_ROLES:
+        how = style_result_layer(layer, scheme, opacity)
+    elif role == roles.CONFIDENCE:
+        confidence_renderer(layer)
+        how = "ramp"
+    elif role == roles.POLYGONS and (classes or scheme):
+        categorized_polygons(layer, classes or scheme)
+        how = "categories"
+    if how and how != "qml" and opacity is not None:
+        if isinstance(layer, QgsVectorLayer):
+            layer.setOpacity(float(opacity))
+        elif layer.renderer() is not None:
+            layer.renderer().setOpacity(float(opacity))
+    return how
 
 
 def run_group_name(label: str, when: _dt.datetime | None = None) -> str:

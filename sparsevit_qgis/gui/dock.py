@@ -15,8 +15,7 @@ from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsMapLayerProxyModel,
     QgsProject,
-    QgsRasterLayer,
-    QgsVectorLayer,
+    QgsRectangle,
 )
 from qgis.gui import (
     QgsCollapsibleGroupBox,
@@ -25,14 +24,13 @@ from qgis.gui import (
     QgsMapLayerComboBox,
     QgsProjectionSelectionWidget,
 )
-from qgis.PyQt.QtCore import QCoreApplication, Qt, QTimer
+from qgis.PyQt.QtCore import Qt, QTimer
 from qgis.PyQt.QtWidgets import (
     QButtonGroup,
     QCheckBox,
     QComboBox,
     QFileDialog,
     QFormLayout,
-    QGroupBox,
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
@@ -54,11 +52,10 @@ from ..core.engine_task import EngineTask
 from ..core.predict_job import (
     LEVELS,
     JobError,
-    area_args,
+    PredictRequest,
+    crs_arg,
     discard_run_folder,
     input_stem,
-    level_args,
-    resolve_model,
     run_folder,
 )
 from ..core.results import (
@@ -67,17 +64,17 @@ from ..core.results import (
     VIEW_LANDCOVER,
     VIEW_PSEUDOMASK,
     RunLayers,
-    add_predict_results,
     add_export_result,
+    add_predict_results,
+    class_area_line,
     collapse_hidden,
     ensure_basemap,
     set_view,
 )
 from ..core.styling import set_group_opacity
+from .inputs import ModelInput, RasterInput, tr
 
 AREA_WHOLE, AREA_CANVAS, AREA_POLYGON = "whole", "canvas", "polygon"
-RASTER_FILTER = "Rasters (*.tif *.tiff *.vrt *.jp2 *.img);;All files (*)"
-MODEL_FILTER = "SparseViT model (bundle.json *.safetensors);;All files (*)"
 # (engine --format, label, extension)
 EXPORT_FORMATS = (
     ("cog", "Land cover as GeoTIFF (COG)", ".tif"),
@@ -85,124 +82,6 @@ EXPORT_FORMATS = (
     ("csv", "Class areas table (CSV)", ".csv"),
     ("json", "Class areas (JSON)", ".json"),
 )
-
-
-def tr(text: str) -> str:
-    return QCoreApplication.translate("SparseVitDock", text)
-
-
-def file_and_folder_row(owner: QWidget, file_filter: str, placeholder: str, folder_tip: str,
-                        on_folder) -> QHBoxLayout:
-    """A file chooser with a "Folder…" button beside it (inputs and models can be either); sets
-    ``owner.file_widget`` and ``owner.folder_button`` and returns the row."""
-    owner.file_widget = QgsFileWidget(owner)
-    owner.file_widget.setStorageMode(QgsFileWidget.GetFile)
-    owner.file_widget.setFilter(file_filter)
-    owner.file_widget.lineEdit().setPlaceholderText(placeholder)
-    owner.folder_button = QToolButton(owner)
-    owner.folder_button.setText(tr("Folder…"))
-    owner.folder_button.setToolTip(folder_tip)
-    owner.folder_button.clicked.connect(on_folder)
-    row = QHBoxLayout()
-    row.setContentsMargins(0, 0, 0, 0)
-    row.addWidget(owner.file_widget, 1)
-    row.addWidget(owner.folder_button)
-    return row
-
-
-class RasterInput(QWidget):
-    """A loaded raster layer, or a file, or a folder of tiles (file/folder win when set)."""
-
-    def __init__(self, optional: bool, parent=None):
-        super().__init__(parent)
-        self.layer_combo = QgsMapLayerComboBox(self)
-        self.layer_combo.setFilters(QgsMapLayerProxyModel.RasterLayer)
-        self.layer_combo.setAllowEmptyLayer(True)
-        if optional:
-            self.layer_combo.setLayer(None)
-        row = file_and_folder_row(self, RASTER_FILTER, tr("or a raster file"),
-                                  tr("Use a folder of tiles as input"), self._choose_folder)
-        col = QVBoxLayout(self)
-        col.setContentsMargins(0, 0, 0, 0)
-        col.addWidget(self.layer_combo)
-        col.addLayout(row)
-
-    def _choose_folder(self):
-        folder = QFileDialog.getExistingDirectory(self, tr("Folder of input tiles"), self.path() or "")
-        if folder:
-            self.file_widget.setFilePath(folder)
-
-    def path(self) -> str:
-        typed = self.file_widget.filePath().strip()
-        if typed:
-            return typed
-        layer = self.layer_combo.currentLayer()
-        if layer is None:
-            return ""
-        return layer.source().split("|")[0]
-
-    def set_path(self, path: str) -> None:
-        self.file_widget.setFilePath(path)
-
-
-class ModelInput(QWidget):
-    """The bundled default model, or a chosen model folder (bundle.json) or classifier file."""
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.default_radio = QRadioButton(tr("Bundled default model"), self)
-        self.custom_radio = QRadioButton(tr("Model folder or file"), self)
-        self.group = QButtonGroup(self)
-        self.group.addButton(self.default_radio)
-        self.group.addButton(self.custom_radio)
-        row = file_and_folder_row(self, MODEL_FILTER, tr("model folder (bundle.json) or .safetensors"),
-                                  tr("Choose a model folder (the one holding bundle.json)"),
-                                  self._choose_folder)
-        self.default_label = QLabel(self)
-        self.default_label.setWordWrap(True)
-        col = QVBoxLayout(self)
-        col.setContentsMargins(0, 0, 0, 0)
-        col.addWidget(self.default_radio)
-        col.addWidget(self.default_label)
-        col.addWidget(self.custom_radio)
-        col.addLayout(row)
-        saved = settings.model_path()
-        self.file_widget.setFilePath(saved)
-        (self.custom_radio if saved else self.default_radio).setChecked(True)
-        self.custom_radio.toggled.connect(self._sync)
-        self._sync()
-
-    def _sync(self) -> None:
-        custom = self.custom_radio.isChecked()
-        self.file_widget.setEnabled(custom)
-        self.folder_button.setEnabled(custom)
-        default = settings.default_model_path()
-        present = default is not None and (default / "bundle.json").is_file()
-        self.default_label.setText(tr("  {0}").format(default) if present
-                                   else tr("  missing: {0}").format(default or tr("no resources folder")))
-        self.default_label.setToolTip(settings.missing_default_model_message() if not present else "")
-
-    def _choose_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, tr("Model folder (with bundle.json)"),
-                                                  self.file_widget.filePath() or "")
-        if folder:
-            self.set_custom(folder)
-
-    def set_custom(self, path: str) -> None:
-        self.file_widget.setFilePath(path)
-        self.custom_radio.setChecked(True)
-
-    def chosen(self) -> str:
-        """The user's path; empty for the default model."""
-        return self.file_widget.filePath().strip() if self.custom_radio.isChecked() else ""
-
-    def model(self) -> str:
-        if self.custom_radio.isChecked() and not self.chosen():
-            raise JobError(tr("Choose a model folder or file, or use the bundled default model."))
-        path = self.chosen()
-        if path.endswith("bundle.json"):  # the file picker selects the file, the engine wants its folder
-            path = str(Path(path).parent)
-        return resolve_model(path)
 
 
 class SparseVitDock(QgsDockWidget):
@@ -432,17 +311,18 @@ class SparseVitDock(QgsDockWidget):
             return AREA_POLYGON
         return AREA_WHOLE
 
-    def area_args(self) -> list[str]:
+    def area(self) -> tuple[QgsRectangle, QgsCoordinateReferenceSystem | None] | None:
+        """The chosen area as ``(rectangle, CRS)``, None for the whole raster."""
         mode = self.area_mode()
         if mode == AREA_CANVAS:
             canvas = self.iface.mapCanvas()
-            return area_args(canvas.extent(), canvas.mapSettings().destinationCrs())
+            return canvas.extent(), canvas.mapSettings().destinationCrs()
         if mode == AREA_POLYGON:
             layer = self.polygon_combo.currentLayer()
             if layer is None or layer.selectedFeatureCount() == 0:
                 raise JobError(tr("Select at least one polygon in the chosen layer, or pick another area."))
-            return area_args(layer.boundingBoxOfSelected(), layer.crs())
-        return []
+            return layer.boundingBoxOfSelected(), layer.crs()
+        return None
 
     def plan_predict(self, when: _dt.datetime | None = None) -> tuple[list[str], Path]:
         """The engine arguments and the fresh run folder they write to (not created yet)."""
@@ -455,22 +335,12 @@ class SparseVitDock(QgsDockWidget):
         if not Path(out_dir).is_dir():
             raise JobError(tr("The output folder {0} does not exist.").format(out_dir))
         run_dir = run_folder(out_dir, input_stem(s2), when)
-        args = [s2]
-        s1 = self.s1_input.path()
-        if s1:
-            args += ["--s1", s1]
-        args += ["--model", self.model_input.model(), "--out", str(run_dir)]
-        args += self.area_args()
-        if self.tile_spin.value() > 0:
-            args += ["--tile", str(self.tile_spin.value())]
-        args += level_args(self.level_combo.currentData())
-        if self.attention_check.isChecked():
-            args.append("--attention")
-        if self.polygons_check.isChecked():
-            args.append("--polygons")
-        if not self.overview_check.isChecked():
-            args.append("--no-overview")
-        return args, run_dir
+        request = PredictRequest(
+            s2=s2, out=str(run_dir), model=self.model_input.model(), s1=self.s1_input.path() or None,
+            area=self.area(), tile=self.tile_spin.value(), level=self.level_combo.currentData(),
+            attention=self.attention_check.isChecked(), polygons=self.polygons_check.isChecked(),
+            overview=self.overview_check.isChecked())
+        return request.to_args(), run_dir
 
     def build_predict_args(self) -> list[str]:
         return self.plan_predict()[0]
@@ -542,7 +412,7 @@ class SparseVitDock(QgsDockWidget):
         args = [src, "--out", dst, "--format", fmt]
         crs = self.export_crs.crs()
         if fmt in ("cog", "gpkg") and crs.isValid():
-            args += ["--crs", crs.authid() or crs.toWkt()]
+            args += ["--crs", crs_arg(crs)]
         source_id = layer.id()
         return self.start("export", args, tr("SparseViT: export land cover"),
                           lambda outcome: self._export_done(outcome, fmt, source_id))
@@ -642,25 +512,18 @@ class SparseVitDock(QgsDockWidget):
         self._update_device(event)
 
     def _update_device(self, event: dict) -> None:
-        device = event.get("device")
-        if not device and event.get("event") == "log":
-            msg = str(event.get("message", ""))
-            if msg.lower().startswith("device:"):
-                device = msg.split(":", 1)[1].strip()
-        if device:
-            name = event.get("device_name")
-            text = str(device).upper() if str(device).lower() in ("cpu", "cuda", "mps") else str(device)
-            kind = "GPU" if any(k in text.upper() for k in ("CUDA", "GPU", "MPS")) else "CPU"
-            full = f"{text} ({name})" if name else text
-            self.device_label.setText(tr("Device: {0}").format(full))
-            self.device_label.setToolTip(tr("The engine runs on the {0}").format(kind))
+        """The ``start`` event says where a model runs (docs/protocol.md)."""
+        if event.get("event") != "start" or not event.get("device"):
+            return
+        device, name = str(event["device"]), event.get("device_name")
+        kind = "GPU" if device.lower().startswith(("cuda", "mps")) else "CPU"
+        self.device_label.setText(tr("Device: {0}").format(name or device.upper()))
+        self.device_label.setToolTip(tr("The engine runs on the {0} ({1})").format(kind, device))
 
     def _finished(self, outcome: EngineOutcome, command: str, on_done) -> None:
         self._task = None
         self._set_running(False)
         self.progress.setRange(0, 100)
-        if outcome.result:
-            self._update_device(outcome.result)
         if outcome.ok:
             self.stage_label.setText(tr("Done in {0:.1f} s").format(outcome.elapsed))
             self.progress.setValue(100)
@@ -712,7 +575,7 @@ class SparseVitDock(QgsDockWidget):
             if areas and result.get("class_areas_coarse") and result.get("class_areas"):
                 self.log.appendPlainText(heading)
             for row in sorted(areas, key=lambda r: -r["hectares"]):
-                self.log.appendPlainText(f"  {row['name']:<22} {row['hectares']:>10.1f} ha  {row['percent']:5.1f} %")
+                self.log.appendPlainText("  " + class_area_line(row))
         self.log.appendPlainText(tr("{0} layer(s) added to group '{1}'; outputs in {2}").format(
             len(run.layers), run.group.name(), Path(str((result.get("outputs") or {}).get("run", ""))).parent))
 

@@ -65,6 +65,7 @@ def test_info_on_real_products(data_dir, rel, kind, bands, how, size, crs, res, 
 
 def test_every_eurosat_patch(data_dir):
     import csv
+
     from sparsevit.io.scene import open_s2
     rows = list(csv.DictReader(open(data_dir / "eurosat_ms/index.csv")))
     assert len(rows) == 200

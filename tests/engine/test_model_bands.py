@@ -59,3 +59,16 @@ def test_unreadable_model_description_is_a_clear_error(tmp_path):
     (tmp_path / "c.json").write_text("{not json")
     with pytest.raises(InputError, match="model description"):
         read_model_bands(tmp_path)
+
+
+def test_to_model_bands_orders_fills_and_drops():
+    import numpy as np
+
+    from sparsevit.model_bands import to_model_bands
+
+    data = np.stack([np.full((2, 2), v, np.float32) for v in (4.0, 2.0, 9.0)])  # B04, B02, B10
+    out = to_model_bands(data, ("B04", "B02", "B10"), ("B02", "B03", "B04"))
+    assert out.shape == (3, 2, 2)
+    assert (out[0] == 2).all() and np.isnan(out[1]).all() and (out[2] == 4).all()  # B10 dropped
+    same = to_model_bands(data, ("B02", "B03", "B04"), ("B02", "B03", "B04"))
+    assert same is data  # nothing to reorder: no copy of a big tile

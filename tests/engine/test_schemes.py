@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 
 from sparsevit.errors import InputError
-from sparsevit.schemes import (available_mappings, available_schemes, load_mapping,
-                               load_scheme, scheme_from_dict)
+from sparsevit.schemes import available_mappings, available_schemes, load_mapping, load_scheme, scheme_from_dict
 
 EXPECTED = {
     "dfc2020": (10, 1, ["Forest", "Shrubland", "Savanna", "Grassland", "Wetlands", "Croplands",

@@ -5,8 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-from faults_helpers import assert_clean_error, run_cli
+from fixtures.cli_runs import assert_clean_error, run_cli
 
 CRASHERS = sorted((Path(__file__).parent / "crashers").glob("raster_*.tif"))
 

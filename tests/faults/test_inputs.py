@@ -5,18 +5,16 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
 from affine import Affine
+from fixtures.cli_runs import T10, UTM, assert_clean_error, run_cli, s2_data, snapshot, write_raster, write_s1, write_s2
 from rasterio.crs import CRS
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
-from faults_helpers import (T10, UTM, assert_clean_error, run_cli, s2_data, snapshot, write_raster,
-                            write_s1, write_s2)
 from sparsevit.bands import S2_BANDS_NO_CIRRUS
 
 

@@ -7,8 +7,7 @@ import shutil
 
 import pytest
 import torch
-
-from faults_helpers import assert_clean_error, run_cli, snapshot, write_s2
+from fixtures.cli_runs import assert_clean_error, run_cli, snapshot, write_s2
 
 
 @pytest.fixture

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 import rasterio.shutil
-
-from faults_helpers import assert_clean_error, run_cli, snapshot, write_s2
+from fixtures.cli_runs import assert_clean_error, run_cli, snapshot, write_s2
 
 ARGS = ("--tile", "32", "--overlap", "4")
 

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 import rasterio
-
-from faults_helpers import ERROR_LINE, assert_clean_error, run_cli, snapshot, write_s2
+from fixtures.cli_runs import ERROR_LINE, assert_clean_error, run_cli, snapshot, write_s2
 
 REPO = Path(__file__).resolve().parents[2]
 ARGS = ["--tile", "32", "--overlap", "4", "--batch-size", "1"]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+from fixtures.cli_runs import T10, UTM, assert_clean_error, run_cli, s2_data, snapshot, write_s2
 
-from faults_helpers import T10, UTM, assert_clean_error, run_cli, s2_data, snapshot, write_s2
 from sparsevit.bands import S2_BANDS_NO_CIRRUS
 
 

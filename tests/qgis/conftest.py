@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import sys
 import textwrap
@@ -40,7 +41,15 @@ FAKE_MAIN = textwrap.dedent('''
     def on_term(*_):
         global cancelled
         cancelled = True
-    emit("start", command=command, protocol=1)
+    here = os.path.dirname(os.path.abspath(__file__))
+    proto = json.load(open(os.path.join(here, "protocol.json")))["protocol"]
+    if command == "oldproto":  # an engine of another plugin version: must be stopped at once
+        emit("start", command=command, protocol=proto - 1)
+        time.sleep(30)
+        emit("result", outputs={})
+        sys.exit(0)
+    emit("start", command=command, protocol=proto, engine_version="9.9.9", device="cuda",
+         device_name="Fake GPU")
     if command == "ok":
         emit("stage_start", stage="predict", total=4)
         for done in range(1, 5):
@@ -86,6 +95,7 @@ def fake_engine_dir(tmp_path_factory) -> Path:
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
     (pkg / "__main__.py").write_text(FAKE_MAIN)
+    shutil.copy(REPO / "resources" / "protocol.json", pkg / "protocol.json")
     return root
 
 
@@ -148,6 +158,7 @@ def uint8_tif(tmp_path) -> Path:
 def provider(qgis_processing):
     """The SparseViT Processing provider, registered for one test."""
     from qgis.core import QgsApplication
+
     from sparsevit_qgis.processing.provider import SparseVitProvider
     registry = QgsApplication.processingRegistry()
     prov = SparseVitProvider()

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 from qgis.core import (
     QgsApplication,
     QgsCategorizedSymbolRenderer,
@@ -14,8 +15,6 @@ from qgis.core import (
     QgsProject,
     QgsSingleBandPseudoColorRenderer,
 )
-
-from conftest import REPO
 
 
 def _wait(dock, timeout=180.0, until=None):

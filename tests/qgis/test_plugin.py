@@ -74,6 +74,7 @@ def test_init_gui_then_unload_leaves_nothing(qgis_app, qgis_iface):
 
 def test_dock_form_to_engine_arguments(qgis_app, qgis_iface, tmp_path):
     import datetime as dt
+
     from sparsevit_qgis.core.predict_job import JobError
     from sparsevit_qgis.gui.dock import SparseVitDock
     dock = SparseVitDock(qgis_iface)
@@ -116,10 +117,13 @@ def test_dock_form_to_engine_arguments(qgis_app, qgis_iface, tmp_path):
         assert dock.cancel_button.isEnabled() is False and dock.run_button.isEnabled()
         dock.on_event({"event": "stage_start", "stage": "predict", "total": 10})
         dock.on_event({"event": "progress", "stage": "predict", "done": 5, "total": 10, "fraction": 0.5})
-        dock.on_event({"event": "log", "level": "info", "message": "device: cuda"})
+        dock.on_event({"event": "log", "level": "info", "message": "device: cpu"})
+        assert "Device: unknown" in dock.device_label.text()  # log text is for people only
+        dock.on_event({"event": "start", "command": "predict", "protocol": 2, "device": "cuda",
+                       "device_name": "GPU (NVIDIA H200)"})
         assert "predict (5/10)" in dock.stage_label.text() and dock.progress.value() == 50
-        assert "CUDA" in dock.device_label.text() and "GPU" in dock.device_label.toolTip()
-        assert "device: cuda" in dock.log.toPlainText()
+        assert "NVIDIA H200" in dock.device_label.text() and "GPU" in dock.device_label.toolTip()
+        assert "device: cpu" in dock.log.toPlainText()
         assert dock.area_polygon.toolTip() and "no polygon clip" in dock.area_polygon.toolTip()
     finally:
         dock.deleteLater()
@@ -175,6 +179,7 @@ def test_importing_the_plugin_package_is_light():
 
 def test_dock_inspect_shows_the_band_mapping(qgis_app, qgis_iface, real_engine, engine_setting):
     import time
+
     from sparsevit_qgis.gui.dock import SparseVitDock
     python, sample = real_engine
     engine_setting.set_python_path(str(python))

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import REPO, SAMPLE_AREA
 from qgis.core import (
     QgsApplication,
     QgsCategorizedSymbolRenderer,
@@ -15,8 +16,6 @@ from qgis.core import (
     QgsProcessingFeedback,
     QgsProject,
 )
-
-from conftest import REPO, SAMPLE_AREA
 
 
 @pytest.fixture
@@ -106,6 +105,7 @@ def test_predict_level_parameter_becomes_the_engine_level(engine, tiny_bundle, t
 
 def test_predict_without_default_model_says_what_to_do(engine, tmp_path, monkeypatch):
     import processing
+
     from sparsevit_qgis.core import settings
     monkeypatch.setattr(settings, "default_model_path", lambda: tmp_path / "models" / "default")
     with pytest.raises(QgsProcessingException, match="default model is missing"):

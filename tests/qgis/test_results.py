@@ -4,9 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from qgis.core import QgsPalettedRasterRenderer, QgsProject
-
 from conftest import REPO
+from qgis.core import QgsPalettedRasterRenderer, QgsProject
 
 
 def _names(scheme: str) -> list[str]:
@@ -53,6 +52,7 @@ def test_a_coarse_only_run_shows_the_coarse_map(small_prediction, qgis_new_proje
 
 def test_level_args():
     import pytest
+
     from sparsevit_qgis.core.predict_job import LEVELS, JobError, level_args
     assert [v for v, _ in LEVELS] == ["both", "detailed", "coarse"]
     assert level_args(None) == [] and level_args("both") == []

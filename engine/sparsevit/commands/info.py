@@ -5,14 +5,12 @@ import argparse
 from pathlib import Path
 from typing import Sequence
 
-from ..bands import EUROSAT_BAND_ORDER, S2_BANDS, S2_BANDS_NO_CIRRUS, S2_RESOLUTION_M
+from ..bands import S2_RESOLUTION_M, parse_band_order
 from ..errors import InputError
 from ..io.radiometry import OVERRIDE_HELP
-from ..io.scene import (S1Scene, S2Scene, _expand, _open, ensure_has_data, open_s1, open_s2)
+from ..io.scene import S1Scene, S2Scene, _expand, _open, ensure_has_data, open_s1, open_s2
 from ..model_bands import read_model_bands
 from ..paths import default_model_path
-
-BAND_ORDER_PRESETS = {"eurosat": EUROSAT_BAND_ORDER, "esa": S2_BANDS, "esa12": S2_BANDS_NO_CIRRUS}
 
 
 def register(subparsers) -> None:
@@ -34,15 +32,6 @@ def register(subparsers) -> None:
                    help="how the Sentinel-2 values are scaled, when the product's metadata does not "
                         "say or says it wrongly: " + OVERRIDE_HELP)
     p.set_defaults(func=run)
-
-
-def parse_band_order(text: str | None) -> tuple[str, ...] | None:
-    if not text:
-        return None
-    preset = BAND_ORDER_PRESETS.get(text.strip().lower())
-    if preset:
-        return preset
-    return tuple(t for t in text.replace(",", " ").split() if t)
 
 
 def _group(rasters: Sequence[str | Path]) -> list[list[Path]]:

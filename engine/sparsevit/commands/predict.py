@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..bands import parse_band_order
 from ..errors import InputError
 from ..io.radiometry import OVERRIDE_HELP
-from .info import parse_band_order
 
 
 def register(subparsers) -> None:
@@ -48,7 +48,7 @@ def register(subparsers) -> None:
                         "slightly different maps; auto = bf16 on GPUs, fp32 on CPUs")
     p.add_argument("--band-order", metavar="BANDS", help="as for 'sparsevit info'")
     p.add_argument("--radiometry", metavar="FORM", help=f"override the detected radiometry: {OVERRIDE_HELP}")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, uses_device=True)
 
 
 def _parse_area(text: str | None, area_crs: str | None, s2) -> tuple | None:
@@ -58,7 +58,8 @@ def _parse_area(text: str | None, area_crs: str | None, s2) -> tuple | None:
         vals = tuple(float(v) for v in text.split(","))
         assert len(vals) == 4 and vals[0] < vals[2] and vals[1] < vals[3]
     except (ValueError, AssertionError):
-        raise InputError(f"--area '{text}' is not XMIN,YMIN,XMAX,YMAX", fix="e.g. --area 500000,4200000,510000,4210000") from None
+        raise InputError(f"--area '{text}' is not XMIN,YMIN,XMAX,YMAX",
+                         fix="e.g. --area 500000,4200000,510000,4210000") from None
     if area_crs:
         from rasterio.crs import CRS
         from rasterio.warp import transform_bounds

@@ -19,9 +19,9 @@ import numpy as np
 from ..datasets.factory import DATASETS
 from ..errors import InputError, OutputError
 from ..progress import Progress
+from ..pseudomasks.postprocess import METHODS
 
-ALL_METHODS = ("top1_fill", "gradcam", "attention_faithful", "attention", "attention_weighted",
-               "attention_class_tokens")
+ALL_METHODS = tuple(METHODS)
 
 
 def register(subparsers) -> None:
@@ -46,7 +46,7 @@ def register(subparsers) -> None:
                         "classifier's predicted set (training scenes, before refinement)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--out", required=True, help="output folder (created; must be empty)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, uses_device=True)
 
 
 def run(args, progress: Progress) -> int:

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import warnings
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +57,7 @@ def register(subparsers) -> None:
     p.add_argument("--no-evaluate", action="store_true", help="skip scoring on the test split")
     p.add_argument("--bundle", action="store_true", help="make OUT a model folder for predict")
     p.add_argument("--out", required=True)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, uses_device=True)
 
 
 def read_mask_folder(folder: Path, ids: list[str]) -> dict[str, np.ndarray]:

@@ -51,7 +51,7 @@ def register(subparsers) -> None:
     p.add_argument("--train-scenes", type=int, default=1000, help="eurosat-mosaic: per epoch")
     p.add_argument("--val-scenes", type=int, default=200, help="eurosat-mosaic: test scenes")
     p.add_argument("--workers", type=int, default=0, help="data loader processes")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, uses_device=True)
 
 
 def build_datasets(args: argparse.Namespace) -> tuple[Any, Any, float | None, bool]:

@@ -15,8 +15,6 @@ from ..bands import S2_BANDS, normalize_s1_name, normalize_s2_name
 from ..errors import InputError
 from ..schemes import ClassScheme
 
-IGNORE = 255
-
 
 @dataclass
 class Sample:

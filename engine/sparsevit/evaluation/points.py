@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Mapping as TMapping
+from typing import Any
+from typing import Mapping as TMapping
 
 import numpy as np
 
 from ..errors import InputError
-from ..schemes import ClassScheme, Mapping, load_mapping
+from ..schemes import IGNORE, ClassScheme, Mapping, load_mapping
 from .metrics import ConfusionMatrix, json_sanitize
 
 _LISTED = 100
@@ -131,9 +132,6 @@ def evaluate_points(pred_raster: str | Path, points_path: str | Path, field: str
     Raises :class:`InputError` for a missing field (listing the fields), non-point geometries,
     unknown labels, or when no point lands on a valid prediction pixel.
     """
-    import shapely
-    from rasterio.crs import CRS
-    from rasterio.warp import transform as warp_transform
 
     from ..export.classes import import_pyogrio, open_raster, raster_scheme
 
@@ -154,6 +152,25 @@ def evaluate_points(pred_raster: str | Path, points_path: str | Path, field: str
                          fix="give a layer with labelled points")
     fids = np.asarray(fids) if fids is not None else np.arange(n)
     labels = field_data[0]
+    xs, ys, present = _point_coordinates(wkb, points_path)
+    reason = np.full(n, "", dtype=object)
+    reason[~present] = "no_geometry"
+    target = _point_targets(labels, labeller, reason, field, points_path, scheme_obj)
+    warnings: list[str] = []
+    with open_raster(pred_raster, "prediction") as ds:
+        pred_vals, reprojected = _sample_at_points(ds, band, meta.get("crs"), xs, ys, present, reason,
+                                                   warnings, pred_raster)
+        crs_text = ds.crs.to_string() if ds.crs else None
+    return _point_scores(scheme_obj, pred_vals, target, reason, fids, dict(
+        prediction=str(pred_raster), points=str(points_path), layer=str(layer), field=field,
+        scheme=scheme_obj.name, crs=crs_text, reprojected=reprojected, warnings=warnings), points_path)
+
+
+def _point_coordinates(wkb, points_path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(x, y, present)`` of every feature (NaN where it has no geometry); refuses anything
+    but single points."""
+    import shapely
+
     geoms = shapely.from_wkb(wkb)
     types = shapely.get_type_id(geoms)
     present = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
@@ -169,10 +186,14 @@ def evaluate_points(pred_raster: str | Path, points_path: str | Path, field: str
     geoms = np.where(multi, shapely.get_geometry(geoms, 0), geoms)
     xs = np.where(present, shapely.get_x(np.where(present, geoms, shapely.Point(0, 0))), np.nan)
     ys = np.where(present, shapely.get_y(np.where(present, geoms, shapely.Point(0, 0))), np.nan)
+    return xs, ys, present
 
-    reason = np.full(n, "", dtype=object)
-    reason[~present] = "no_geometry"
-    target = np.full(n, -1, dtype=np.int64)
+
+def _point_targets(labels, labeller, reason: np.ndarray, field: str, points_path: Path,
+                   scheme_obj) -> np.ndarray:
+    """Class index per point (-1: not scored, the reason set in ``reason``); unknown labels
+    are refused with the scheme's names."""
+    target = np.full(len(labels), -1, dtype=np.int64)
     resolved: dict[Any, int | str] = {}  # label -> class index, or a skip reason / "unknown"
     unknown: list[str] = []
     for i, lab in enumerate(labels.tolist()):
@@ -198,43 +219,53 @@ def evaluate_points(pred_raster: str | Path, points_path: str | Path, field: str
                          + (" ..." if len(unknown) > 10 else ""), path=points_path,
                          fix=f"use the values or names of scheme '{src.name}' ({', '.join(src.names)}), "
                              "or give a class mapping")
+    return target
 
-    warnings: list[str] = []
-    with open_raster(pred_raster, "prediction") as ds:
-        if band > ds.count:
-            raise InputError(f"raster has {ds.count} band(s), band {band} requested", path=pred_raster)
-        pts_crs = meta.get("crs")
-        reprojected = False
-        todo = present.copy()
-        if pts_crs is None:
-            warnings.append("the points have no CRS: assumed to be in the raster's CRS")
-        elif ds.crs is None:
-            warnings.append("the raster has no CRS: point coordinates used as they are")
+
+def _sample_at_points(ds, band: int, pts_crs, xs, ys, present, reason: np.ndarray, warnings: list,
+                      pred_raster) -> tuple[np.ndarray, bool]:
+    """The predicted value at every scorable point (-1 elsewhere, the reason set), reprojecting
+    the points to the raster's CRS; ``(values, reprojected)``."""
+    from rasterio.crs import CRS
+    from rasterio.warp import transform as warp_transform
+
+    n = len(xs)
+    if band > ds.count:
+        raise InputError(f"raster has {ds.count} band(s), band {band} requested", path=pred_raster)
+    reprojected = False
+    todo = present.copy()
+    if pts_crs is None:
+        warnings.append("the points have no CRS: assumed to be in the raster's CRS")
+    elif ds.crs is None:
+        warnings.append("the raster has no CRS: point coordinates used as they are")
+    else:
+        src_crs = CRS.from_user_input(pts_crs)
+        if src_crs != ds.crs and todo.any():
+            tx, ty = warp_transform(src_crs, ds.crs, xs[todo].tolist(), ys[todo].tolist())
+            xs[todo], ys[todo] = tx, ty
+            reprojected = True
+    inv = ~ds.transform
+    cols, rows = inv * (xs, ys)
+    finite = np.isfinite(cols) & np.isfinite(rows)
+    cols = np.where(finite, np.floor(np.where(finite, cols, 0)), -1).astype(np.int64)
+    rows = np.where(finite, np.floor(np.where(finite, rows, 0)), -1).astype(np.int64)
+    inside = (cols >= 0) & (cols < ds.width) & (rows >= 0) & (rows < ds.height)
+    reason[present & ~inside & (reason == "")] = "outside"
+    sample = present & inside & (reason == "")
+    pred_vals = np.full(n, -1, dtype=np.int64)
+    idx_sample = np.flatnonzero(sample)
+    # sample at pixel centres: the reprojected coordinate may sit a hair off a pixel edge
+    centres = [ds.transform * (c + 0.5, r + 0.5) for c, r in zip(cols[idx_sample], rows[idx_sample])]
+    for i, v in zip(idx_sample, ds.sample(centres, indexes=band, masked=True)):
+        if np.ma.getmaskarray(v)[0]:
+            reason[i] = "nodata"
         else:
-            src_crs = CRS.from_user_input(pts_crs)
-            if src_crs != ds.crs and todo.any():
-                tx, ty = warp_transform(src_crs, ds.crs, xs[todo].tolist(), ys[todo].tolist())
-                xs[todo], ys[todo] = tx, ty
-                reprojected = True
-        inv = ~ds.transform
-        cols, rows = inv * (xs, ys)
-        finite = np.isfinite(cols) & np.isfinite(rows)
-        cols = np.where(finite, np.floor(np.where(finite, cols, 0)), -1).astype(np.int64)
-        rows = np.where(finite, np.floor(np.where(finite, rows, 0)), -1).astype(np.int64)
-        inside = (cols >= 0) & (cols < ds.width) & (rows >= 0) & (rows < ds.height)
-        reason[present & ~inside & (reason == "")] = "outside"
-        sample = present & inside & (reason == "")
-        pred_vals = np.full(n, -1, dtype=np.int64)
-        idx_sample = np.flatnonzero(sample)
-        # sample at pixel centres: the reprojected coordinate may sit a hair off a pixel edge
-        centres = [ds.transform * (c + 0.5, r + 0.5) for c, r in zip(cols[idx_sample], rows[idx_sample])]
-        for i, v in zip(idx_sample, ds.sample(centres, indexes=band, masked=True)):
-            if np.ma.getmaskarray(v)[0]:
-                reason[i] = "nodata"
-            else:
-                pred_vals[i] = int(v[0])
-        crs_text = ds.crs.to_string() if ds.crs else None
+            pred_vals[i] = int(v[0])
+    return pred_vals, reprojected
 
+
+def _point_scores(scheme_obj, pred_vals, target, reason, fids, about: dict, points_path) -> dict:
+    n = len(reason)
     scored = reason == ""
     counts = {"total": int(n), "scored": int(scored.sum()),
               **{r: int((reason == r).sum()) for r in _REASONS}}
@@ -247,16 +278,13 @@ def evaluate_points(pred_raster: str | Path, points_path: str | Path, field: str
                          fix="check the labels, the raster's nodata and the extents")
     pred_idx = scheme_obj.to_index(np.clip(pred_vals[scored], 0, None)).astype(np.int64)
     pred_idx[pred_vals[scored] < 0] = -1
-    pred_idx[pred_idx == 255] = -1  # values outside the scheme: no prediction
+    pred_idx[pred_idx == IGNORE] = -1  # values outside the scheme: no prediction
     cm = ConfusionMatrix(scheme_obj.num_classes, None, list(scheme_obj.names))
     cm.update(pred_idx, target[scored])
     out = cm.scores()
     skipped = [{"fid": int(fids[i]), "reason": reason[i]}
                for i in np.flatnonzero(~scored)[:_LISTED]]
-    out.update(prediction=str(pred_raster), points=str(points_path), layer=str(layer),
-               field=field, scheme=scheme_obj.name, crs=crs_text, reprojected=reprojected,
-               point_counts=counts, skipped=skipped, skipped_listed_max=_LISTED,
-               warnings=warnings)
+    out.update(about, point_counts=counts, skipped=skipped, skipped_listed_max=_LISTED)
     return json_sanitize(out)
 
 

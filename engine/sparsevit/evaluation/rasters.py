@@ -14,6 +14,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import InputError
+from ..schemes import IGNORE
 from .metrics import ConfusionMatrix, json_sanitize
 
 
@@ -52,11 +53,56 @@ def _strips(height: int, width: int, block_pixels: int):
         yield Window(0, row, width, min(rows, height - row))
 
 
+def _prediction_on_reference_grid(pred_ds, ref_ds, pred_path, ref_path):
+    """A nearest-neighbour WarpedVRT of the prediction on the reference's grid; refuses rasters
+    without a CRS or that do not overlap."""
+    from rasterio.enums import Resampling
+    from rasterio.vrt import WarpedVRT
+    from rasterio.warp import transform_bounds
+
+    if pred_ds.crs is None or ref_ds.crs is None:
+        missing = pred_path if pred_ds.crs is None else ref_path
+        raise InputError("raster has no coordinate reference system, so it cannot be "
+                         "aligned with the other one", path=missing,
+                         fix="assign the CRS (e.g. in QGIS: Assign Projection)")
+    pb = transform_bounds(pred_ds.crs, ref_ds.crs, *pred_ds.bounds, densify_pts=21)
+    rb = ref_ds.bounds
+    if min(pb[2], rb.right) <= max(pb[0], rb.left) or min(pb[3], rb.top) <= max(pb[1], rb.bottom):
+        raise InputError("prediction and reference rasters do not overlap", path=pred_path,
+                         fix="choose a prediction covering the reference area")
+    opts = dict(crs=ref_ds.crs, transform=ref_ds.transform, width=ref_ds.width,
+                height=ref_ds.height, resampling=Resampling.nearest)
+    if pred_ds.nodata is None:
+        opts["add_alpha"] = True  # so pixels outside the prediction read as masked
+    return WarpedVRT(pred_ds, **opts)
+
+
+def _infer_num_classes(ref_ds, ref_path, band: int, ref_scheme_map, class_names, ignore_index: int,
+                       block_pixels: int) -> int:
+    """The largest mapped reference class + 1, the number of names, or one pass over the
+    reference for its largest valid code."""
+    if ref_scheme_map:
+        return max(int(v) for v in ref_scheme_map.values() if int(v) != ignore_index) + 1
+    if class_names is not None:
+        return len(class_names)
+    top = -1
+    for win in _strips(ref_ds.height, ref_ds.width, block_pixels):
+        ref = ref_ds.read(band, window=win, masked=True)
+        vals = ref.compressed()
+        vals = vals[vals != ignore_index]
+        if vals.size:
+            top = max(top, int(vals.max()))
+    if top < 0:
+        raise InputError("reference raster has no valid class pixels", path=ref_path,
+                         fix="check its nodata value and class codes")
+    return top + 1
+
+
 def evaluate_rasters(pred_path: str | Path, ref_path: str | Path,
                      pred_scheme_map: Mapping[int, int] | None = None,
                      ref_scheme_map: Mapping[int, int] | None = None, *,
                      num_classes: int | None = None, class_names: Sequence[str] | None = None,
-                     ignore_index: int = 255, band: int = 1, uncovered: str = "ignore",
+                     ignore_index: int = IGNORE, band: int = 1, uncovered: str = "ignore",
                      block_pixels: int = 1 << 20, progress=None) -> dict[str, Any]:
     """Confusion-matrix scores of ``pred_path`` against ``ref_path`` (strict-JSON dict).
 
@@ -71,10 +117,6 @@ def evaluate_rasters(pred_path: str | Path, ref_path: str | Path,
     Raises :class:`~sparsevit.errors.InputError` for unreadable rasters, rasters on different
     grids without a CRS, or rasters that do not overlap.
     """
-    from rasterio.enums import Resampling
-    from rasterio.vrt import WarpedVRT
-    from rasterio.warp import transform_bounds
-
     if uncovered not in ("ignore", "miss"):
         raise ValueError("uncovered must be 'ignore' or 'miss'")
     pred_ds = _open(pred_path, "prediction")
@@ -87,40 +129,11 @@ def evaluate_rasters(pred_path: str | Path, ref_path: str | Path,
                                  path=path, fix="choose an existing band")
         same = _same_grid(pred_ds, ref_ds)
         if not same:
-            if pred_ds.crs is None or ref_ds.crs is None:
-                missing = pred_path if pred_ds.crs is None else ref_path
-                raise InputError("raster has no coordinate reference system, so it cannot be "
-                                 "aligned with the other one", path=missing,
-                                 fix="assign the CRS (e.g. in QGIS: Assign Projection)")
-            pb = transform_bounds(pred_ds.crs, ref_ds.crs, *pred_ds.bounds, densify_pts=21)
-            rb = ref_ds.bounds
-            if min(pb[2], rb.right) <= max(pb[0], rb.left) or min(pb[3], rb.top) <= max(pb[1], rb.bottom):
-                raise InputError("prediction and reference rasters do not overlap", path=pred_path,
-                                 fix="choose a prediction covering the reference area")
-            opts = dict(crs=ref_ds.crs, transform=ref_ds.transform, width=ref_ds.width,
-                        height=ref_ds.height, resampling=Resampling.nearest)
-            if pred_ds.nodata is None:
-                opts["add_alpha"] = True  # so pixels outside the prediction read as masked
-            vrt = WarpedVRT(pred_ds, **opts)
+            vrt = _prediction_on_reference_grid(pred_ds, ref_ds, pred_path, ref_path)
         pred_src = vrt if vrt is not None else pred_ds
-
         if num_classes is None:
-            if ref_scheme_map:
-                num_classes = max(int(v) for v in ref_scheme_map.values() if int(v) != ignore_index) + 1
-            elif class_names is not None:
-                num_classes = len(class_names)
-            else:
-                top = -1
-                for win in _strips(ref_ds.height, ref_ds.width, block_pixels):
-                    ref = ref_ds.read(band, window=win, masked=True)
-                    vals = ref.compressed()
-                    vals = vals[vals != ignore_index]
-                    if vals.size:
-                        top = max(top, int(vals.max()))
-                if top < 0:
-                    raise InputError("reference raster has no valid class pixels", path=ref_path,
-                                     fix="check its nodata value and class codes")
-                num_classes = top + 1
+            num_classes = _infer_num_classes(ref_ds, ref_path, band, ref_scheme_map, class_names,
+                                             ignore_index, block_pixels)
         cm = ConfusionMatrix(num_classes, ignore_index, class_names)
         ref_scored = uncovered_px = 0
         windows = list(_strips(ref_ds.height, ref_ds.width, block_pixels))

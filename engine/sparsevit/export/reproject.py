@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import InputError
 from ..io.scene import Grid
 from ..io.tiles import tile_windows
-from ..io.writers import CLASS_NODATA, ClassifiedWriter
+from ..io.writers import IGNORE, ClassifiedWriter
 from ..schemes import ClassScheme
 from .classes import open_raster, raster_scheme
 from .stats import _check_integer
@@ -81,7 +81,7 @@ def export_classified(src: str | Path, dst: str | Path, crs=None,
         if warp:
             vrt = WarpedVRT(ds, crs=grid.crs, transform=grid.transform, width=grid.width,
                             height=grid.height, resampling=Resampling.nearest,
-                            src_nodata=ds.nodata, nodata=CLASS_NODATA)
+                            src_nodata=ds.nodata, nodata=IGNORE)
         reader = vrt if vrt is not None else ds
         windows = [t.core for t in tile_windows(grid.width, grid.height, block)]
         ctx = progress.stage("export", total=len(windows)) if progress is not None else nullcontext()
@@ -96,7 +96,7 @@ def export_classified(src: str | Path, dst: str | Path, crs=None,
                             raise InputError("raster holds values outside 0..254, which a class "
                                              "raster cannot carry", path=src,
                                              fix="map the values to scheme classes first")
-                    out = np.where(np.ma.getmaskarray(m), CLASS_NODATA, data).astype(np.uint8)
+                    out = np.where(np.ma.getmaskarray(m), IGNORE, data).astype(np.uint8)
                     writer.write(out, win)
                     if st is not None:
                         st.advance()

@@ -86,9 +86,9 @@ def vectorize(classified_path: str | Path, out_gpkg: str | Path,
     ``area_ha``, ``pixels``, ``block``. Returns ``{"path", "layer", "features", "blocks", "crs",
     "features_per_class"}``.
     """
+    import shapely
     from rasterio.features import shapes, sieve
     from rasterio.warp import transform_geom
-    import shapely
     from shapely.geometry import shape
 
     if min_area_pixels < 0:

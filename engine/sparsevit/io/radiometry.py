@@ -507,27 +507,12 @@ def detect(scene, override: str | None = None) -> Radiometry:
     # product information per folder (SAFE metadata is shared by every band file of a product)
     mtd_cache: dict[Path, ProductInfo | None] = {}
 
-    def mtd_for(path: Path) -> ProductInfo | None:
-        mtd = find_mtd(path)
-        for g in given_mtds:
-            if mtd is None and path.resolve().is_relative_to(g.resolve().parent):
-                mtd = g
-        if mtd is None:
-            return None
-        if mtd not in mtd_cache:
-            try:
-                mtd_cache[mtd] = read_mtd(mtd)
-            except InputError as exc:
-                notes.append(f"{exc.path}: {exc.problem}; ignored")
-                mtd_cache[mtd] = None
-        return mtd_cache[mtd]
-
     bands: dict[str, BandConversion] = {}
     overridden: dict[str, list[str]] = {}  # source the override contradicts -> bands
     products: list[ProductInfo] = []
     reflectance_files: list[str] = []
     for path, names in by_file.items():
-        safe = mtd_for(path)
+        safe = _product_mtd(path, given_mtds, mtd_cache, notes)
         ee = ee_metadata(path.parent)
         ds = _open(path)
         try:
@@ -539,31 +524,13 @@ def detect(scene, override: str | None = None) -> Radiometry:
                     "export (e.g. a rendered or stretched image) has lost the reflectance scale",
                     path=path, fix="give the 16-bit or float product bands, or state the scaling with "
                     "--radiometry SCALE,OFFSET (reflectance = value * SCALE + OFFSET)")
-            float_refl = None
-            if any(dt.kind == "f" for dt in dtypes.values()):
-                idx = [scene.bands[b].index for b in names]
-                sample = _decimated(ds, idx if len(idx) > 1 else idx[0], _SAMPLE_SIDE)
-                nd = scene.bands[names[0]].nodata
-                if nd is not None and not np.isnan(nd):
-                    sample = np.where(sample == nd, np.nan, sample)
-                float_refl = _looks_reflectance(sample)
+            float_refl = (_float_looks_reflectance(ds, scene, names, _decimated)
+                          if any(dt.kind == "f" for dt in dtypes.values()) else None)
             for b in names:
                 src = scene.bands[b]
-                infos = [i for i in (safe,) if i is not None]
                 tinfo = tags_info(ds_tags, ds.tags(src.index), b)
-                for i in (tinfo, ee):
-                    if i is not None:
-                        infos.append(i)
-                products.extend(infos)
-                conv = None
-                if safe is not None:
-                    conv = _from_product(safe, b)
-                if conv is None:
-                    conv = _gdal_conversion(ds.scales[src.index - 1], ds.offsets[src.index - 1])
-                if conv is None and tinfo is not None:
-                    conv = _from_product(tinfo, b)
-                if conv is None and ee is not None:
-                    conv = _from_product(ee, b)
+                products.extend(i for i in (safe, tinfo, ee) if i is not None)
+                conv = _stated_conversion(b, safe, tinfo, ee, ds.scales[src.index - 1], ds.offsets[src.index - 1])
                 if float_refl and (conv is None or (conv.source != SRC_GDAL and conv.scale < 100)):
                     if ov is None and conv is not None and conv.offset:
                         notes.append(f"{path.name}: {conv.source} gives a DN offset ({conv.offset:g}) "
@@ -587,15 +554,8 @@ def detect(scene, override: str | None = None) -> Radiometry:
     names_info = product_name_info(scene.inputs)
     if names_info is not None:
         products.append(names_info)
-    level = next((p.level for p in products if p.level), None)
-    baseline_info = next((p for p in products if parse_baseline(p.baseline) is not None), None)
-    baseline = baseline_info.baseline if baseline_info else None
-    first = next((p for p in products if p.level or p.baseline), None)
-    product_from = None
-    if first is not None:
-        product_from = first.source + (f": {first.where}" if first.where else "")
-    quant = next((p.quantification for p in products if p.quantification), None)
-    radio = Radiometry(bands, level, baseline, product_from, quant, notes)
+    radio, baseline_info = _summarise(products, bands, notes)
+    baseline = radio.baseline
 
     if reflectance_files and ov is None:
         notes.append(f"float reflectance (0..1) in {', '.join(reflectance_files[:4])}: "
@@ -616,6 +576,60 @@ def detect(scene, override: str | None = None) -> Radiometry:
     _plausibility(scene, radio, _open, _decimated)
     scene.warnings.extend(notes)
     return radio
+
+
+def _product_mtd(path: Path, given_mtds: list[Path], cache: dict, notes: list[str]) -> ProductInfo | None:
+    """The SAFE metadata of the product a band file belongs to (found beside it, or one the
+    user gave as input), read once per product; an unreadable one is noted and ignored."""
+    mtd = find_mtd(path)
+    for g in given_mtds:
+        if mtd is None and path.resolve().is_relative_to(g.resolve().parent):
+            mtd = g
+    if mtd is None:
+        return None
+    if mtd not in cache:
+        try:
+            cache[mtd] = read_mtd(mtd)
+        except InputError as exc:
+            notes.append(f"{exc.path}: {exc.problem}; ignored")
+            cache[mtd] = None
+    return cache[mtd]
+
+
+def _float_looks_reflectance(ds, scene, names: list[str], _decimated) -> bool | None:
+    """Whether a file's float bands hold reflectance 0..1 (rather than DN), from a sample."""
+    idx = [scene.bands[b].index for b in names]
+    sample = _decimated(ds, idx if len(idx) > 1 else idx[0], _SAMPLE_SIDE)
+    nd = scene.bands[names[0]].nodata
+    if nd is not None and not np.isnan(nd):
+        sample = np.where(sample == nd, np.nan, sample)
+    return _looks_reflectance(sample)
+
+
+def _stated_conversion(band: str, safe, tinfo, ee, gdal_scale, gdal_offset) -> BandConversion | None:
+    """The conversion the data states, best source first: SAFE metadata, GDAL scale/offset,
+    band/dataset tags, Earth Engine metadata; None when none states one."""
+    conv = _from_product(safe, band) if safe is not None else None
+    if conv is None:
+        conv = _gdal_conversion(gdal_scale, gdal_offset)
+    if conv is None and tinfo is not None:
+        conv = _from_product(tinfo, band)
+    if conv is None and ee is not None:
+        conv = _from_product(ee, band)
+    return conv
+
+
+def _summarise(products: list, bands: dict, notes: list) -> tuple[Radiometry, object]:
+    """``(Radiometry, the product info that gave the baseline)`` from every source found."""
+    level = next((p.level for p in products if p.level), None)
+    baseline_info = next((p for p in products if parse_baseline(p.baseline) is not None), None)
+    baseline = baseline_info.baseline if baseline_info else None
+    first = next((p for p in products if p.level or p.baseline), None)
+    product_from = None
+    if first is not None:
+        product_from = first.source + (f": {first.where}" if first.where else "")
+    quant = next((p.quantification for p in products if p.quantification), None)
+    return Radiometry(bands, level, baseline, product_from, quant, notes), baseline_info
 
 
 def _plausibility(scene, radio: Radiometry, _open, _decimated) -> None:

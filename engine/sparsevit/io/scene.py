@@ -24,8 +24,14 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
-from ..bands import (EUROSAT_BAND_ORDER, S1_BANDS, S2_BANDS, S2_BANDS_NO_CIRRUS,
-                     S2_RESOLUTION_M, normalize_s1_name, normalize_s2_name)
+from ..bands import (
+    EUROSAT_BAND_ORDER,
+    S1_BANDS,
+    S2_BANDS,
+    S2_BANDS_NO_CIRRUS,
+    normalize_s1_name,
+    normalize_s2_name,
+)
 from ..errors import InputError
 from . import radiometry as _radiometry
 
@@ -270,7 +276,8 @@ class S2Scene(_OpenSources):
     def require(self, bands: Iterable[str] = S2_BANDS_NO_CIRRUS) -> None:
         lacking = [b for b in bands if b not in self.bands]
         if lacking:
-            raise InputError(f"missing Sentinel-2 bands {', '.join(lacking)} (found {', '.join(self.band_names) or 'none'})",
+            found = ', '.join(self.band_names) or 'none'
+            raise InputError(f"missing Sentinel-2 bands {', '.join(lacking)} (found {found})",
                              path=", ".join(str(p) for p in self.inputs),
                              fix="add the missing band files, or name the bands with --band-order")
 

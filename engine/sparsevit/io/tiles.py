@@ -1,5 +1,7 @@
 """Overlapping tiles over a grid of any size, read one at a time (memory bounded).
 
+Soft blending of the overlaps lives in :mod:`sparsevit.predict.blend`.
+
 Each :class:`Tile` has the window it reads (``window``, with overlap) and the window it owns
 (``core``): cores partition the grid exactly, cutting every overlap in the middle, so a
 predictor can write ``tile.crop(pred)`` to ``tile.core`` and never needs the whole raster.
@@ -7,7 +9,6 @@ predictor can write ``tile.crop(pred)`` to ``tile.core`` and never needs the who
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import numpy as np
 from rasterio.windows import Window
@@ -60,48 +61,3 @@ def tile_windows(width: int, height: int, size: int, overlap: int = 0) -> list[T
             tiles.append(Tile(i, j, Window(c, r, min(size, width - c), min(size, height - r)),
                               Window(cc0, rc0, cc1 - cc0, rc1 - rc0)))
     return tiles
-
-
-def iter_tiles(reader: Callable[[Window], tuple[np.ndarray, np.ndarray]], width: int, height: int,
-               size: int, overlap: int = 0) -> Iterator[tuple[Tile, np.ndarray, np.ndarray]]:
-    """Yield ``(tile, data, valid)`` for every tile; ``reader`` is e.g. ``scene.read``.
-
-    Only one tile's data is alive at a time (the caller drops it before the next).
-    """
-    for tile in tile_windows(width, height, size, overlap):
-        data, valid = reader(tile.window)
-        yield tile, data, valid
-
-
-def iter_scene_tiles(scene, size: int, overlap: int = 0, bands=None
-                     ) -> Iterator[tuple[Tile, np.ndarray, np.ndarray]]:
-    """:func:`iter_tiles` over an :class:`~sparsevit.io.scene.S2Scene` or ``S1Scene``."""
-    def read(window: Window):
-        return scene.read(window, bands) if bands is not None else scene.read(window)
-    return iter_tiles(read, scene.grid.width, scene.grid.height, size, overlap)
-
-
-def pad_to(array: np.ndarray, size: int, value: float = 0) -> np.ndarray:
-    """Pad the last two axes at the bottom/right up to ``size`` (for tiles of small rasters)."""
-    h, w = array.shape[-2:]
-    if h >= size and w >= size:
-        return array
-    pad = [(0, 0)] * (array.ndim - 2) + [(0, max(0, size - h)), (0, max(0, size - w))]
-    return np.pad(array, pad, mode="constant", constant_values=value)
-
-
-def blend_weights(height: int, width: int, overlap: int) -> np.ndarray:
-    """A [H,W] float32 weight that ramps linearly to ~0 over ``overlap`` pixels at each edge.
-
-    For soft blending of overlapping predictions (accumulate ``w * p`` and ``w``, divide);
-    cropping to :attr:`Tile.core` is the memory-free alternative.
-    """
-    def ramp(n: int) -> np.ndarray:
-        r = np.ones(n, dtype=np.float32)
-        m = min(overlap, n // 2)
-        if m > 0:
-            edge = (np.arange(m, dtype=np.float32) + 0.5) / m
-            r[:m] = edge
-            r[n - m:] = edge[::-1]
-        return r
-    return np.outer(ramp(height), ramp(width))

@@ -7,7 +7,8 @@ GDAL's bounded block cache is ever in memory, so a full 10980 x 10980 tile write
 500 MB. Usage::
 
     with ClassifiedWriter(out, scene.grid, scheme) as w:
-        for tile, data, valid in iter_scene_tiles(scene, 512, 64):
+        for tile in tile_windows(scene.grid.width, scene.grid.height, 512, 64):
+            data, valid = scene.read(tile.window)
             w.write(tile.crop(predict(data)), tile.core)
 """
 from __future__ import annotations
@@ -26,12 +27,11 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
 from ..errors import OutputError
+from ..schemes import IGNORE
 from .atomic import atomic_path, write_text_atomic
 from .scene import Grid
-from .styles import (CLASSES_TAG, class_entries, classes_tag, colormap, paletted_qml, pam_xml,
-                     qml_path)
+from .styles import CLASSES_TAG, class_entries, classes_tag, colormap, paletted_qml, pam_xml, qml_path
 
-CLASS_NODATA = 255
 # GDAL's block cache defaults to 5% of RAM; a fixed cap keeps the writers' memory predictable.
 _CACHE_BYTES = 128 * 1024 * 1024
 
@@ -219,7 +219,7 @@ class ClassifiedWriter(RasterWriter):
     """uint8 class map: colour table, class names (RAT + category names in ``.aux.xml``, and a
     ``SPARSEVIT_CLASSES`` band tag), nodata 255 and a ``.qml`` paletted style beside the file."""
 
-    def __init__(self, path: str | Path, grid: Grid, scheme, *, nodata: int = CLASS_NODATA,
+    def __init__(self, path: str | Path, grid: Grid, scheme, *, nodata: int = IGNORE,
                  write_qml: bool = True, description: str = "class", tags: dict | None = None,
                  **kwargs):
         self.entries = class_entries(scheme)
@@ -257,13 +257,6 @@ def write_classified(path: str | Path, grid: Grid, scheme, data: np.ndarray, **k
     """Write a whole (small) class map in one go; big ones go through :class:`ClassifiedWriter`."""
     with ClassifiedWriter(path, grid, scheme, **kwargs) as w:
         w.write(data)
-    return Path(path)
-
-
-def write_float(path: str | Path, grid: Grid, data: np.ndarray, **kwargs) -> Path:
-    arr = data[None] if data.ndim == 2 else data
-    with FloatWriter(path, grid, count=arr.shape[0], **kwargs) as w:
-        w.write(arr)
     return Path(path)
 
 

@@ -16,8 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# isort: off
 from .. import compat  # noqa: F401  (must precede timm)
 from timm.layers import DropPath, LayerNorm, Mlp, resample_abs_pos_embed, trunc_normal_
+# isort: on
 
 from .configs import ModelConfig, get_config
 from .gates import HeadGates

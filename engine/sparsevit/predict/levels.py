@@ -15,12 +15,11 @@ from rasterio.windows import Window
 
 from ..errors import InputError
 from ..io.writers import ClassifiedWriter
-from ..schemes import Mapping, load_mapping
+from ..schemes import IGNORE, Mapping, load_mapping
 
 LEVELS = ("detailed", "coarse", "both")
 # detailed scheme -> mapping giving its coarse view
 DEFAULT_COARSE = {"eurosat": "eurosat_to_eurosat_coarse"}
-NODATA = 255
 _STRIP_ROWS = 512  # the writers' block size: every strip fills whole blocks
 
 
@@ -70,8 +69,8 @@ def coarse_mapping(bundle, level: str | None) -> Mapping | None:
 def coarse_lut(mapping: Mapping) -> np.ndarray:
     """uint8[256]: detailed value -> coarse value; no data and unmapped classes -> 255."""
     lut = mapping.lut[:256].copy()
-    lut[(lut == mapping.target.ignore_value) | (lut < 0) | (lut > 254)] = NODATA
-    lut[NODATA] = NODATA
+    lut[(lut == mapping.target.ignore_value) | (lut < 0) | (lut > 254)] = IGNORE
+    lut[IGNORE] = IGNORE
     return lut.astype(np.uint8)
 
 

@@ -18,7 +18,7 @@ import shutil
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -27,18 +27,19 @@ import torch
 from rasterio.windows import Window, from_bounds
 
 from ..bundle import ModelBundle
+from ..devices import describe_device, resolve_device
 from ..errors import InputError, OutputError
 from ..io.scene import Grid, open_s1, open_s2
 from ..io.tiles import tile_windows
 from ..io.writers import ClassifiedWriter, FloatWriter
+from ..model_bands import to_model_bands
 from ..progress import Progress, null_progress
 from ..pseudomasks.extract import classifier_evidence
 from ..pseudomasks.generate import NEEDS_HEADS, needs_gradcam
 from ..pseudomasks.postprocess import make_pseudomask
 from ..refine.segmenter import predict_logits_padded
+from ..schemes import IGNORE
 from .blend import BandBlender, TileWeights, argmax_confidence, pseudomask_scores
-
-NODATA = 255
 
 
 @dataclass
@@ -121,18 +122,6 @@ def _area_window(grid: Grid, area, where: str) -> Window:
     return Window(int(win.col_off), int(win.row_off), int(win.width), int(win.height))
 
 
-def _device(opts: PredictOptions) -> torch.device:
-    if opts.device:
-        return torch.device(opts.device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def describe_device(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"GPU ({torch.cuda.get_device_name(device)})"
-    return f"CPU ({torch.get_num_threads()} threads)"
-
-
 def predict_scene(bundle: ModelBundle, s2: str | Path | Sequence[str | Path], out_dir: str | Path,
                   s1: str | Path | Sequence[str | Path] | None = None,
                   opts: PredictOptions | None = None, progress: Progress | None = None,
@@ -164,7 +153,7 @@ def predict_scene(bundle: ModelBundle, s2: str | Path | Sequence[str | Path], ou
 
     from .levels import coarse_mapping
     coarse_mapping(bundle, opts.level)  # an impossible level fails now, not after the tiles
-    device = _device(opts)
+    device = resolve_device(opts.device)
     with open_s2(s2, band_order=opts.band_order, required=bundle.min_bands,
                  radiometry=opts.radiometry) as scene:
         s1_scene = open_s1(s1, target=scene) if (s1 is not None and bundle.has_s1) else None
@@ -282,7 +271,7 @@ def _run_tiles(bundle: ModelBundle, scene, s1_scene, window: Window, grid: Grid,
     overlap = min(overlap, max(tile // 2 - 1, 0))
     tiles = tile_windows(grid.width, grid.height, tile, overlap)
     scheme = bundle.scheme
-    lut = np.full(256, NODATA, np.uint8)
+    lut = np.full(256, IGNORE, np.uint8)
     lut[: scheme.num_classes] = np.asarray(scheme.values, dtype=np.uint8)
     pm = bundle.pseudomask
     need_heads = pm.method in NEEDS_HEADS
@@ -298,25 +287,9 @@ def _run_tiles(bundle: ModelBundle, scene, s1_scene, window: Window, grid: Grid,
     counts = {"tiles": len(tiles), "fallback_tiles": 0, "valid_pixels": 0}
     head_desc: list[str] | None = None
     used = list(used_bands) if used_bands is not None else list(bundle.s2_bands)
-    # rows of the model's band order that this input fills; the others stay NaN (band-flexible)
-    rows = [bundle.s2_bands.index(b) for b in used]
 
     def read(batch):
-        out = []
-        for t in batch:
-            w = Window(t.window.col_off + window.col_off, t.window.row_off + window.row_off,
-                       t.window.width, t.window.height)
-            part, valid = scene.read(w, used)
-            if len(used) == len(bundle.s2_bands):
-                data = part
-            else:
-                data = np.full((len(bundle.s2_bands),) + part.shape[1:], np.nan, np.float32)
-                data[rows] = part
-            if s1_scene is not None:
-                d1, v1 = s1_scene.read(w)
-                data, valid = np.concatenate([data, d1]), valid & v1
-            out.append((t, data, valid))
-        return out
+        return [(t, *_read_tile(t, scene, s1_scene, window, used, bundle.s2_bands)) for t in batch]
 
     batches = [tiles[i:i + opts.batch_size] for i in range(0, len(tiles), opts.batch_size)]
     writers = [ClassifiedWriter(staged.landcover, grid, scheme),
@@ -327,7 +300,6 @@ def _run_tiles(bundle: ModelBundle, scene, s1_scene, window: Window, grid: Grid,
     blender = _make_blender(tiles, grid, scheme.num_classes, seg is not None, lut,
                             (lc_w, pm_w, cf_w), counts) if opts.blend else None
     weights = TileWeights(tiles) if blender is not None else None
-    n_s2 = len(bundle.s2_bands)
     # one reader thread: the next batch is read while this one is predicted
     with ThreadPoolExecutor(max_workers=1) as pool, lc_w, pm_w, cf_w, \
             progress.stage("predict", total=len(tiles)) as st:
@@ -335,13 +307,7 @@ def _run_tiles(bundle: ModelBundle, scene, s1_scene, window: Window, grid: Grid,
         for bi in range(len(batches)):
             items = pending.result()
             pending = pool.submit(read, batches[bi + 1]) if bi + 1 < len(batches) else None
-            x = torch.stack([bundle.normalizer(d[:n_s2], d[n_s2:] if bundle.has_s1 else None)
-                             for _, d, _ in items])
-            valid = np.stack([v for _, _, v in items])
-            # no-data -> band means; absent bands stay NaN (the band-flexible models' convention)
-            x = torch.where(torch.from_numpy(~valid).unsqueeze(1) & torch.isfinite(x),
-                            torch.zeros((), dtype=x.dtype), x)
-            x = x.to(device)
+            x = _model_input(bundle, items).to(device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
                 ev = classifier_evidence(vit, x, attn_blocks=attn_blocks if need_heads else 0,
                                          gradcam=need_cam)
@@ -368,13 +334,7 @@ def _run_tiles(bundle: ModelBundle, scene, s1_scene, window: Window, grid: Grid,
                 else:
                     _write_core(t, v, pm, ev, k, size, seg_probs, lut, (lc_w, pm_w, cf_w), counts)
                 if at_w is not None:
-                    maps = ev.head_maps[k]
-                    if maps.shape[0]:
-                        up = torch.nn.functional.interpolate(torch.from_numpy(maps)[None], size=size,
-                                                             mode="bilinear", align_corners=False)[0].numpy()
-                    else:
-                        up = np.zeros((1,) + size, np.float32)
-                    at_w.write(t.crop(up), t.core)
+                    at_w.write(t.crop(_head_maps_at(ev.head_maps[k], size)), t.core)
             st.advance(len(items))
         if blender is not None:
             blender.finish()
@@ -382,6 +342,38 @@ def _run_tiles(bundle: ModelBundle, scene, s1_scene, window: Window, grid: Grid,
             at_w.close()
     counts.update(tile=tile, overlap=overlap, precision=counts_precision, blend=blender is not None)
     return counts
+
+
+def _read_tile(t, scene, s1_scene, window: Window, used: Sequence[str], model_bands: Sequence[str]
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """``(data, valid)`` of one tile: the bands the input has in the model's order (the others
+    NaN, see :func:`~sparsevit.model_bands.to_model_bands`), then S1 when given."""
+    w = Window(t.window.col_off + window.col_off, t.window.row_off + window.row_off,
+               t.window.width, t.window.height)
+    part, valid = scene.read(w, used)
+    data = to_model_bands(part, used, model_bands)
+    if s1_scene is not None:
+        d1, v1 = s1_scene.read(w)
+        data, valid = np.concatenate([data, d1]), valid & v1
+    return data, valid
+
+
+def _model_input(bundle: ModelBundle, items) -> torch.Tensor:
+    """The normalised batch; no-data pixels -> 0 (the band means); absent bands stay NaN (the
+    band-flexible models' convention)."""
+    n_s2 = len(bundle.s2_bands)
+    x = torch.stack([bundle.normalizer(d[:n_s2], d[n_s2:] if bundle.has_s1 else None) for _, d, _ in items])
+    valid = np.stack([v for _, _, v in items])
+    return torch.where(torch.from_numpy(~valid).unsqueeze(1) & torch.isfinite(x),
+                       torch.zeros((), dtype=x.dtype), x)
+
+
+def _head_maps_at(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Per-head attention maps [heads, h, w] upsampled to the tile; one zero band without heads."""
+    if not maps.shape[0]:
+        return np.zeros((1,) + size, np.float32)
+    return torch.nn.functional.interpolate(torch.from_numpy(maps)[None], size=size, mode="bilinear",
+                                           align_corners=False)[0].numpy()
 
 
 def _make_blender(tiles, grid: Grid, num_classes: int, has_seg: bool, lut: np.ndarray, writers,
@@ -399,7 +391,7 @@ def _make_blender(tiles, grid: Grid, num_classes: int, has_seg: bool, lut: np.nd
         else:
             lab, conf = pm_lab, pm_conf
         lc, pmv = lut[lab], lut[pm_lab]
-        lc[~valid], pmv[~valid] = NODATA, NODATA
+        lc[~valid], pmv[~valid] = IGNORE, IGNORE
         conf[~valid] = np.nan
         counts["valid_pixels"] += int(valid.sum())
         lc_w.write(lc, win)
@@ -424,7 +416,7 @@ def _write_core(t, v, pm, ev, k, size, seg_probs, lut, writers, counts) -> None:
         labels, conf = mask.labels.astype(np.uint8), mask.confidence
     lc = lut[labels]
     pmv = lut[mask.labels.astype(np.uint8)]
-    lc[~v], pmv[~v] = NODATA, NODATA
+    lc[~v], pmv[~v] = IGNORE, IGNORE
     conf = np.where(v, conf, np.nan).astype(np.float32)
     counts["valid_pixels"] += int(t.crop(v).sum())
     lc_w.write(t.crop(lc), t.core)

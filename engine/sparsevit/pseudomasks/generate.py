@@ -15,11 +15,11 @@ import torch
 from ..models.vit import SparseViT
 from ..progress import Progress, null_progress
 from .extract import ClassifierEvidence, classifier_evidence
-from .postprocess import IGNORE_INDEX, PseudoMask, make_pseudomask, top1_fill
+from .postprocess import IGNORE, METHODS, PseudoMask, make_pseudomask, top1_fill
 
-NEEDS_HEADS = {"attention_faithful", "attention", "attention_weighted", "attention_class_tokens"}
-NEEDS_CLASS_TOKENS = {"attention_class_tokens"}
-NEEDS_GRADCAM = {"gradcam", "attention", "attention_weighted"}
+NEEDS_HEADS = frozenset(m for m, e in METHODS.items() if e.heads)
+NEEDS_CLASS_TOKENS = frozenset(m for m, e in METHODS.items() if e.class_tokens)
+NEEDS_GRADCAM = frozenset(m for m, e in METHODS.items() if e.gradcam)
 
 
 @dataclass
@@ -78,7 +78,8 @@ def pseudomasks_for_batch(model: SparseViT, x: torch.Tensor, opts: PseudomaskOpt
             ev.probs[i], image_labels[i], opts.threshold)
         for m in methods:
             try:
-                pm = make_pseudomask(m, probs, size, **ev.maps_for(m, i), threshold=opts.threshold, **opts.method_options.get(m, {}))
+                pm = make_pseudomask(m, probs, size, **ev.maps_for(m, i), threshold=opts.threshold,
+                                     **opts.method_options.get(m, {}))
             except ValueError as exc:  # keep the image: top-1 mask, all uncertain, reason kept
                 pm = top1_fill(probs, size)
                 pm.uncertain[:] = True
@@ -103,7 +104,7 @@ def relabel(model: SparseViT, x: torch.Tensor, mask: PseudoMask, batch_size: int
     band: a neutral value, where raw zeros would look like a no-data hole to the classifier.
     """
     labels = mask.labels
-    regions = [int(v) for v in np.unique(labels) if v != IGNORE_INDEX]
+    regions = [int(v) for v in np.unique(labels) if v != IGNORE]
     new = labels.copy()
     info = dict(mask.info, relabel={})
     if len(regions) <= 1:

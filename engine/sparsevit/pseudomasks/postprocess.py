@@ -52,12 +52,10 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..schemes import IGNORE
 from .assignment import assign_by_matching, assign_by_order, correlation_matrix, predicted_classes
 from .fill import nearest_indices
-from .maps import (binarise_2means, cluster_heads, normalise_max, normalise_minmax,
-                   resize_bilinear, single_threaded)
-
-IGNORE_INDEX = 255
+from .maps import binarise_2means, cluster_heads, normalise_max, normalise_minmax, resize_bilinear, single_threaded
 
 
 @dataclass
@@ -74,7 +72,7 @@ class PseudoMask:
     uncertain: np.ndarray
     info: dict[str, Any] = field(default_factory=dict)
 
-    def with_ignore(self, ignore_index: int = IGNORE_INDEX) -> np.ndarray:
+    def with_ignore(self, ignore_index: int = IGNORE) -> np.ndarray:
         """Labels with uncertain pixels set to ``ignore_index`` (for training on the mask)."""
         dtype = self.labels.dtype if ignore_index <= np.iinfo(self.labels.dtype).max else np.int32
         out = self.labels.astype(dtype, copy=True)
@@ -114,7 +112,7 @@ def _stack(maps: np.ndarray, name: str, count: int | None = None) -> np.ndarray:
 
 def _label_dtype(num_classes: int) -> type:
     # 255 stays free for "ignore"
-    return np.uint8 if num_classes <= IGNORE_INDEX else np.int32
+    return np.uint8 if num_classes <= IGNORE else np.int32
 
 
 def _base_info(method: str, probs: np.ndarray, classes: np.ndarray, fallback: str | None,
@@ -375,15 +373,49 @@ def _needs(*names: str) -> Callable[[dict], None]:
     return check
 
 
-#: name -> (function, inputs it needs besides probs and size)
-METHODS: dict[str, tuple[Callable[..., PseudoMask], tuple[str, ...]]] = {
-    "attention_faithful": (attention_faithful, ("head_maps",)),
-    "attention": (attention, ("head_maps", "class_maps")),
-    "attention_weighted": (attention_weighted, ("head_maps", "class_maps")),
-    "attention_class_tokens": (from_class_attention, ("class_attention",)),
-    "gradcam": (from_class_maps, ("class_maps",)),
-    "top1_fill": (top1_fill, ()),
-}
+@dataclass(frozen=True)
+class PseudomaskMethod:
+    """One entry of :data:`METHODS`: how a method is called and what evidence it reads.
+
+    ``needs``: the evidence it cannot run without (``head_maps``, ``class_maps``,
+    ``class_attention``); ``heads``: it reads per-head attention (the classifier must return
+    attention); ``gradcam``: it reads Grad-CAM class maps; ``class_tokens``: it needs a
+    class-token classifier; ``call(ev, probs, size, options)`` runs it on the evidence dict.
+    """
+
+    name: str
+    call: Callable[[dict, np.ndarray, tuple[int, int], dict], PseudoMask]
+    needs: tuple[str, ...] = ()
+    heads: bool = False
+    gradcam: bool = False
+    class_tokens: bool = False
+
+
+#: every pseudomask method by name, in the order the CLI lists them (``register_method``)
+METHODS: dict[str, PseudomaskMethod] = {}
+
+
+def register_method(name: str, call, **props: Any) -> None:
+    METHODS[name] = PseudomaskMethod(name, call, **props)
+
+
+register_method("top1_fill", lambda ev, probs, size, o: top1_fill(probs, size))
+register_method("gradcam", lambda ev, probs, size, o: from_class_maps(ev["class_maps"], probs, size, **o),
+                needs=("class_maps",), gradcam=True)
+register_method("attention_faithful",
+                lambda ev, probs, size, o: attention_faithful(ev["head_maps"], probs, size, **o),
+                needs=("head_maps",), heads=True)
+register_method("attention",
+                lambda ev, probs, size, o: attention(ev["head_maps"], probs, ev["class_maps"], size, **o),
+                needs=("head_maps", "class_maps"), heads=True, gradcam=True)
+register_method("attention_weighted",
+                lambda ev, probs, size, o: attention_weighted(ev["head_maps"], probs, ev["class_maps"], size, **o),
+                needs=("head_maps", "class_maps"), heads=True, gradcam=True)
+# class maps are optional here: the patch-head CAM (or Grad-CAM without a patch head) it fuses with
+register_method("attention_class_tokens",
+                lambda ev, probs, size, o: from_class_attention(ev["class_attention"], probs, size,
+                                                                class_maps=ev["class_maps"], **o),
+                needs=("class_attention",), heads=True, class_tokens=True)
 
 
 def make_pseudomask(method: str, probs: np.ndarray, size: tuple[int, int], *,
@@ -392,15 +424,7 @@ def make_pseudomask(method: str, probs: np.ndarray, size: tuple[int, int], *,
     """Dispatch by method name (for the CLI and batch drivers); ``options`` go to the method."""
     if method not in METHODS:
         raise ValueError(f"unknown pseudomask method {method!r}; choose one of {sorted(METHODS)}")
-    func, needs = METHODS[method]
-    _needs(*needs)({"head_maps": head_maps, "class_maps": class_maps,
-                    "class_attention": class_attention})
-    if method == "top1_fill":
-        return func(probs, size)
-    if method == "gradcam":
-        return func(class_maps, probs, size, **options)
-    if method == "attention_class_tokens":
-        return func(class_attention, probs, size, class_maps=class_maps, **options)
-    if method == "attention_faithful":
-        return func(head_maps, probs, size, **options)
-    return func(head_maps, probs, class_maps, size, **options)
+    entry = METHODS[method]
+    ev = {"head_maps": head_maps, "class_maps": class_maps, "class_attention": class_attention}
+    _needs(*entry.needs)(ev)
+    return entry.call(ev, probs, size, options)

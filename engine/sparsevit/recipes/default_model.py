@@ -50,8 +50,8 @@ from ..refine.iterate import RefineConfig, evaluate_segmenter, refine
 from ..refine.train import SegTrainConfig
 from ..training import TrainConfig, multilabel_scores, predict_probs, save_checkpoint, train
 from ..training.checkpoint import load_model, normalizer_from_config
-from ..training.normalization import compute_stats
 from ..training.data import TorchSampleDataset
+from ..training.normalization import compute_stats
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -152,6 +152,98 @@ def water_check(bundle_dir: Path) -> dict:
             "water_pixels_true": int((target == 1).sum()), "water_pixels_predicted": int(pred.sum())}
 
 
+def train_classifier(args, train_ds, names: list[str], tmp: Path, progress, card: dict):
+    """Step 1: ``(pruned classifier, normaliser, its unpruned config)`` (or what ``--base-classifier`` /
+    ``--pruned-classifier`` give)."""
+    bands = S2_BANDS_NO_CIRRUS
+    arch = TOKEN_LAYOUTS[args.architecture]
+    mcfg = get_config("tiny", s2_bands=bands, num_classes=len(names), keep_heads_in_last=1,
+                      band_flexible=True, required_bands=RGB_BANDS, stem=args.stem, **arch)
+    if args.base_classifier or args.pruned_classifier:
+        base_ck = Path(args.base_classifier or args.pruned_classifier)
+        norm = normalizer_from_config(load_model(base_ck)[1])
+        card["settings"]["base_classifier"] = Path(args.base_classifier).name if args.base_classifier else None
+    else:
+        # statistics of the MS patches themselves (every band, no augmentation)
+        stats_ds = RealPatchScenes(args.data, "train", 200, 128, args.seed + 7, augment=False,
+                                   band_dropout=False, ms_share=1.0)
+        norm = compute_stats(iter(stats_ds), description="200 unaugmented MS training scenes")
+        init = None
+        if args.patch_epochs:
+            patch_ds = RealPatchScenes(args.data, "train", args.patch_scenes, 64, args.seed + 3,
+                                       classes_per_scene=(1, 1))
+            first = train(mcfg, patch_ds, None, TrainConfig(epochs=args.patch_epochs, batch_size=32,
+                          lr=1e-3, seed=args.seed, crop=None, gate_lr=0.0), out_dir=tmp / "patches",
+                          progress=progress, normalizer=norm)
+            init = first.checkpoint
+        base = train(mcfg, train_ds, None, TrainConfig(epochs=args.epochs, batch_size=32,
+                     lr=1e-3 if init is None else 3e-4, seed=args.seed, crop=None, gate_lr=0.0,
+                     warmup_fraction=0.05 if init else TrainConfig.warmup_fraction),
+                     out_dir=tmp / "base", progress=progress, normalizer=norm, init_from=init)
+        norm, base_ck = base.normalizer, base.checkpoint
+    if args.pruned_classifier:
+        classifier = load_model(args.pruned_classifier)[0].eval()
+        card["settings"]["pruned_classifier"] = Path(args.pruned_classifier).name
+    else:
+        classifier = prune_and_recover(mcfg, train_ds, base_ck, norm, args.lambda_l0, args.ft_epochs,
+                                       args.recover_epochs, args.seed, tmp, progress)
+    return classifier, norm, mcfg
+
+
+def make_pseudomasks(args, classifier, norm, refine_ds, test_ds, names: list[str], progress, card: dict):
+    """Step 2: ``(masks of the refinement scenes, the bundle's pseudomask settings)``; scores the
+    method on the test scenes into ``card``."""
+    method_options = json.loads(args.method_options)
+    pm = PseudomaskSettings(method=args.method, attn_blocks=args.attn_blocks, options=method_options)
+    train_key = f"{pm.method}_relabel" if args.relabel else pm.method
+    opts = PseudomaskOptions(methods=(pm.method,), attn_blocks=pm.attn_blocks or len(classifier.blocks),
+                             method_options={pm.method: method_options},
+                             relabel=(pm.method,) if args.relabel else ())
+    masks = {}
+    # training scenes: the masks use the scenes' known image labels (weak supervision)
+    for s, res in iter_dataset_pseudomasks(classifier, norm, refine_ds, opts, progress=progress,
+                                           use_image_labels=True):
+        masks[s.id] = res[train_key].with_ignore()
+    # the test scores report both, whichever the segmenter learnt from
+    test_opts = dataclasses.replace(opts, relabel=(pm.method,))
+    test_pm = {k: EvaluationSet(len(names), class_names=names) for k in (pm.method, f"{pm.method}_relabel")}
+    for s, res in iter_dataset_pseudomasks(classifier, norm, test_ds, test_opts, progress=progress):
+        for k, ev in test_pm.items():
+            ev.add(s.id, res[k].labels, s.mask, info={"fallback": res[pm.method].info.get("fallback")})
+    card["pseudomasks"] = {"method": pm.method, "options": method_options,
+                           "attn_blocks": pm.attn_blocks, "segmenter_trained_on": train_key,
+                           "test_miou": test_pm[pm.method].summary()["scores"]["miou"],
+                           "test_miou_relabel": test_pm[f"{pm.method}_relabel"].summary()["scores"]["miou"]}
+    return masks, pm
+
+
+def write_model(out: Path, classifier, norm, segmenter, rcfg, seg_scores, pm, names: list[str], card: dict,
+                t0: float) -> None:
+    """Step 5: the bundle, staged beside ``out`` and renamed over it only when complete."""
+    bands = S2_BANDS_NO_CIRRUS
+    stage = Path(tempfile.mkdtemp(prefix=".default-model-", dir=out.parent))
+    try:
+        save_checkpoint(stage / "classifier", classifier, norm, names, "eurosat",
+                        metrics=card["classifier"], half=True)
+        save_segmenter(stage / "segmenter", segmenter, in_channels=len(bands), class_names=names,
+                       normalizer=norm, s2_bands=list(bands), scheme="eurosat",
+                       training=rcfg.to_dict(), metrics=seg_scores["scores"], half=True)
+        write_bundle_json(stage, classifier="classifier", segmenter="segmenter", pseudomask=pm,
+                          tile=256, overlap=32, card=card)
+        card["real_scene_check"] = water_check(stage)
+        card["seconds"] = round(time.perf_counter() - t0, 1)
+        card["size_mb"] = round(sum(f.stat().st_size for f in stage.iterdir()) / 2**20, 2)
+        write_bundle_json(stage, classifier="classifier", segmenter="segmenter", pseudomask=pm,
+                          tile=256, overlap=32, card=card)
+        write_text_atomic(stage / "MODEL_CARD.md", model_card(card))
+        if out.exists():
+            shutil.rmtree(out)
+        stage.chmod(0o755)  # mkdtemp made it private; the bundled model is for everyone
+        stage.rename(out)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
 def main(argv=None) -> int:
     args = parse(argv)
     torch.set_num_threads(args.threads)
@@ -181,37 +273,7 @@ def main(argv=None) -> int:
                   "coarse_mapping": "eurosat_to_eurosat_coarse", "trained_on_level": "L1C"}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        arch = TOKEN_LAYOUTS[args.architecture]
-        mcfg = get_config("tiny", s2_bands=bands, num_classes=len(names), keep_heads_in_last=1,
-                          band_flexible=True, required_bands=RGB_BANDS, stem=args.stem, **arch)
-        if args.base_classifier or args.pruned_classifier:
-            base_ck = Path(args.base_classifier or args.pruned_classifier)
-            norm = normalizer_from_config(load_model(base_ck)[1])
-            card["settings"]["base_classifier"] = Path(args.base_classifier).name if args.base_classifier else None
-        else:
-            # statistics of the MS patches themselves (every band, no augmentation)
-            stats_ds = RealPatchScenes(args.data, "train", 200, 128, args.seed + 7, augment=False,
-                                       band_dropout=False, ms_share=1.0)
-            norm = compute_stats(iter(stats_ds), description="200 unaugmented MS training scenes")
-            init = None
-            if args.patch_epochs:
-                patch_ds = RealPatchScenes(args.data, "train", args.patch_scenes, 64, args.seed + 3,
-                                           classes_per_scene=(1, 1))
-                first = train(mcfg, patch_ds, None, TrainConfig(epochs=args.patch_epochs, batch_size=32,
-                              lr=1e-3, seed=args.seed, crop=None, gate_lr=0.0), out_dir=tmp / "patches",
-                              progress=progress, normalizer=norm)
-                init = first.checkpoint
-            base = train(mcfg, train_ds, None, TrainConfig(epochs=args.epochs, batch_size=32,
-                         lr=1e-3 if init is None else 3e-4, seed=args.seed, crop=None, gate_lr=0.0,
-                         warmup_fraction=0.05 if init else TrainConfig.warmup_fraction),
-                         out_dir=tmp / "base", progress=progress, normalizer=norm, init_from=init)
-            norm, base_ck = base.normalizer, base.checkpoint
-        if args.pruned_classifier:
-            classifier = load_model(args.pruned_classifier)[0].eval()
-            card["settings"]["pruned_classifier"] = Path(args.pruned_classifier).name
-        else:
-            classifier = prune_and_recover(mcfg, train_ds, base_ck, norm, args.lambda_l0, args.ft_epochs,
-                                           args.recover_epochs, args.seed, tmp, progress)
+        classifier, norm, mcfg = train_classifier(args, train_ds, names, tmp, progress, card)
         test_t = TorchSampleDataset(test_ds, norm, train=False)
         probs, targets = predict_probs(classifier, test_t, batch_size=16)
         cls_scores = multilabel_scores(probs, targets, class_names=names)
@@ -222,27 +284,7 @@ def main(argv=None) -> int:
         progress.log(f"classifier: macro-F1 {cls_scores['macro_f1']:.3f}, "
                      f"{classifier.pruned_share():.0%} heads pruned")
 
-        method_options = json.loads(args.method_options)
-        pm = PseudomaskSettings(method=args.method, attn_blocks=args.attn_blocks, options=method_options)
-        train_key = f"{pm.method}_relabel" if args.relabel else pm.method
-        opts = PseudomaskOptions(methods=(pm.method,), attn_blocks=pm.attn_blocks or len(classifier.blocks),
-                                 method_options={pm.method: method_options},
-                                 relabel=(pm.method,) if args.relabel else ())
-        masks = {}
-        # training scenes: the masks use the scenes' known image labels (weak supervision)
-        for s, res in iter_dataset_pseudomasks(classifier, norm, refine_ds, opts, progress=progress,
-                                               use_image_labels=True):
-            masks[s.id] = res[train_key].with_ignore()
-        # the test scores report both, whichever the segmenter learnt from
-        test_opts = dataclasses.replace(opts, relabel=(pm.method,))
-        test_pm = {k: EvaluationSet(len(names), class_names=names) for k in (pm.method, f"{pm.method}_relabel")}
-        for s, res in iter_dataset_pseudomasks(classifier, norm, test_ds, test_opts, progress=progress):
-            for k, ev in test_pm.items():
-                ev.add(s.id, res[k].labels, s.mask, info={"fallback": res[pm.method].info.get("fallback")})
-        card["pseudomasks"] = {"method": pm.method, "options": method_options,
-                               "attn_blocks": pm.attn_blocks, "segmenter_trained_on": train_key,
-                               "test_miou": test_pm[pm.method].summary()["scores"]["miou"],
-                               "test_miou_relabel": test_pm[f"{pm.method}_relabel"].summary()["scores"]["miou"]}
+        masks, pm = make_pseudomasks(args, classifier, norm, refine_ds, test_ds, names, progress, card)
 
         rcfg = RefineConfig(segmenter="unet-mnv3-flex", iterations=2, crop=128,
                             train=SegTrainConfig(epochs=args.refine_epochs, batch_size=8, lr=1e-3,
@@ -256,27 +298,7 @@ def main(argv=None) -> int:
                              "per_class_iou": dict(zip(names, seg_scores["scores"]["per_class"]["iou"]))}
         progress.log(f"land cover (segmenter it2): test mIoU {seg_scores['scores']['miou']:.3f}")
 
-        stage = Path(tempfile.mkdtemp(prefix=".default-model-", dir=out.parent))
-        try:
-            save_checkpoint(stage / "classifier", classifier, norm, names, "eurosat",
-                            metrics=card["classifier"], half=True)
-            save_segmenter(stage / "segmenter", segs[-1], in_channels=len(bands), class_names=names,
-                           normalizer=norm, s2_bands=list(bands), scheme="eurosat",
-                           training=rcfg.to_dict(), metrics=seg_scores["scores"], half=True)
-            write_bundle_json(stage, classifier="classifier", segmenter="segmenter", pseudomask=pm,
-                              tile=256, overlap=32, card=card)
-            card["real_scene_check"] = water_check(stage)
-            card["seconds"] = round(time.perf_counter() - t0, 1)
-            card["size_mb"] = round(sum(f.stat().st_size for f in stage.iterdir()) / 2**20, 2)
-            write_bundle_json(stage, classifier="classifier", segmenter="segmenter", pseudomask=pm,
-                              tile=256, overlap=32, card=card)
-            write_text_atomic(stage / "MODEL_CARD.md", model_card(card))
-            if out.exists():
-                shutil.rmtree(out)
-            stage.chmod(0o755)  # mkdtemp made it private; the bundled model is for everyone
-            stage.rename(out)
-        finally:
-            shutil.rmtree(stage, ignore_errors=True)
+        write_model(out, classifier, norm, segs[-1], rcfg, seg_scores, pm, names, card, t0)
     print(model_card(card))
     return 0
 
@@ -293,6 +315,7 @@ REAL_FIGURES = (("EuroSAT-MS held-out patches, accuracy, all bands", "eurosat_ms
 
 def model_card(c: dict) -> str:
     cl, pm, sg, w = c["classifier"], c["pseudomasks"], c["segmenter"], c.get("real_scene_check", {})
+    blocks = "all" if not pm["attn_blocks"] else f"the last {pm['attn_blocks']}"
     refine_note = ""
     learnt = pm["test_miou_relabel"] if pm["segmenter_trained_on"].endswith("_relabel") else pm["test_miou"]
     if sg["test_miou"] < learnt:
@@ -306,9 +329,11 @@ def model_card(c: dict) -> str:
     per_class = "\n".join(f"| {k} | {v:.3f} |" if v is not None else f"| {k} | - |"
                           for k, v in sg["per_class_iou"].items())
     real = c.get("real_data") or {}
-    real_rows = "\n".join(f"| {label} | {real[k]:.3f} |" if isinstance(real.get(k), (int, float)) else f"| {label} | - |"
-                           for k, label in REAL_FIGURES) if real else "(not measured yet: run `benchmarks/bench_real.py --update-card`)"
+    real_rows = "\n".join(f"| {label} | {real[k]:.3f} |" if isinstance(real.get(k), (int, float))
+                          else f"| {label} | - |" for k, label in REAL_FIGURES) if real \
+        else "(not measured yet: run `benchmarks/bench_real.py --update-card`)"
     wrong = "\n".join(f"- {w}" for w in real.get("known_wrong", []))
+    wrong_lines = wrong + "\n" if wrong else ""
     return f"""# SparseViT default model ({c['data']['name']}, 10 classes)
 
 Made by `{c['recipe']}` (seeded; {c.get('seconds', 0) / 60:.0f} min on a 2-core CPU), {c.get('size_mb', '?')} MB.
@@ -318,11 +343,12 @@ Made by `{c['recipe']}` (seeded; {c.get('seconds', 0) / 60:.0f} min on a 2-core 
     c['settings'].get('stem', 'linear')} patch embedding){
     ", one class token per class and a patch-token head" if cl.get("class_tokens") else ", one CLS token"}, Sentinel-2
   only, {'band-flexible: any subset of ' if c.get('required_bands') else ''}12 bands {', '.join(c['bands'])}{
-    f" that holds {', '.join(c['required_bands'])} (absent bands are left out, not guessed)" if c.get('required_bands') else ''}
+    f" that holds {', '.join(c['required_bands'])} (absent bands are left out, not guessed)"
+    if c.get('required_bands') else ''}
   (B10 is left out so L1C and L2A inputs both work), dataset-statistics normalisation
   (trained on {c.get('trained_on_level', 'L1C')} digital numbers). {cl['pruned_share']:.0%} of attention heads pruned
   (open heads per block {cl['open_heads_per_block']}).
-- **Pseudomasks**: `{pm['method']}` {pm['options']} on {'all' if not pm['attn_blocks'] else f"the last {pm['attn_blocks']}"} block(s);
+- **Pseudomasks**: `{pm['method']}` {pm['options']} on {blocks} block(s);
   the segmenter learnt from `{pm['segmenter_trained_on']}` (uncertain pixels ignored).
 - **Land cover**: `{sg['name']}` segmenter refined for {sg['iterations']} iterations on the
   pseudomasks (weights stored in float16).
@@ -360,7 +386,7 @@ Real-scene check ({w.get('scene', '-')}): water IoU {w.get('water_iou', float('n
 overall accuracy {w.get('overall_accuracy', float('nan')):.3f}.
 
 ## Known limitations
-{refine_note}{wrong + chr(10) if wrong else ''}- Trained on scenes composed of 64x64 EuroSAT patches from European scenes: region shapes,
+{refine_note}{wrong_lines}- Trained on scenes composed of 64x64 EuroSAT patches from European scenes: region shapes,
   seasons and landscapes of other continents differ; treat maps as a first pass, not as a
   validated product.
 - EuroSAT classes are not a land-cover nomenclature: Highway/Industrial/Residential are

@@ -9,13 +9,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-import torch
 from safetensors.torch import save_file
 from torch import nn
 
 from ..errors import InputError
-from ..io.atomic import atomic_path
 from ..formats import read_json_document, read_safetensors
+from ..io.atomic import atomic_path
 from ..training.checkpoint import checkpoint_paths
 from ..training.normalization import Normalizer
 from .segmenter import SegmenterConfig, build_segmenter

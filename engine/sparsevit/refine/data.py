@@ -10,8 +10,6 @@ from torch.utils.data import Dataset
 from ..training.data import flip_rotate, random_crop, sample_generator
 from ..training.normalization import Normalizer
 
-IGNORE = 255
-
 
 class MaskedSceneDataset(Dataset):
     """``dataset[i]`` -> ``(x [C,H,W] normalised, y int64 [H,W])`` with ``y`` from ``masks``.

@@ -24,7 +24,8 @@ from torch import nn
 
 from ..evaluation.metrics import EvaluationSet
 from ..progress import Progress, null_progress
-from .data import IGNORE, MaskedSceneDataset
+from ..schemes import IGNORE
+from .data import MaskedSceneDataset
 from .segmenter import build_segmenter
 from .train import SegTrainConfig, predict_segmenter, train_segmenter
 

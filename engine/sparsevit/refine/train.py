@@ -11,9 +11,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ..progress import Progress, null_progress
+from ..schemes import IGNORE
 from ..training.loop import lr_factor
-
-IGNORE = 255
 
 
 @dataclass

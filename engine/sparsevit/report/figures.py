@@ -13,8 +13,6 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ..io.atomic import atomic_path
 
-IGNORE = 255
-
 
 def _font(size: int) -> ImageFont.ImageFont:
     try:

@@ -16,7 +16,8 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..io.atomic import write_text_atomic
-from .figures import IGNORE, colorize, grid_png, palette_lut
+from ..schemes import IGNORE
+from .figures import colorize, grid_png, palette_lut
 
 
 @dataclass

@@ -1,6 +1,5 @@
 """Stage 1 training: torch data adapter, normalisation, checkpoints, metrics, train loop."""
-from .checkpoint import (load_checkpoint_config, load_model, load_training_state,
-                         normalizer_from_config, save_checkpoint)
+from .checkpoint import load_checkpoint_config, load_model, load_training_state, normalizer_from_config, save_checkpoint
 from .data import TorchSampleDataset, flip_rotate, random_crop
 from .loop import TrainConfig, TrainResult, evaluate, predict_probs, train
 from .metrics import multilabel_scores

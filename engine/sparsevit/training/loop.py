@@ -21,10 +21,10 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from ..errors import InputError
-from ..progress import Progress, null_progress
 from ..models.configs import ModelConfig
 from ..models.pruning import prune_heads
 from ..models.vit import SparseViT
+from ..progress import Progress, null_progress
 from .checkpoint import load_model, load_training_state, save_checkpoint
 from .data import TorchSampleDataset
 from .metrics import multilabel_scores
@@ -172,6 +172,135 @@ def _restore_optimizer(opt: torch.optim.Optimizer, meta: dict, tensors: dict[str
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
+def classifier_loss(model: SparseViT, net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+                    cfg: TrainConfig, autocast, teacher: SparseViT | None = None
+                    ) -> tuple[torch.Tensor, dict[str, float]]:
+    """The first stage's loss on one batch and its parts (floats, for the epoch log):
+
+    - ``bce``: multi-label BCE of the image logits (the sigmoid lives inside the loss, once);
+    - ``l0``: the Hard Concrete gates' expected number of open heads, weighted by ``lambda_l0``;
+    - ``patch_bce`` (patch-head models): BCE of the patch logits' image-level mean, the only
+      way the patch head is trained (a CAM, MCTformer-V2);
+    - ``distill`` (with a teacher): BCE against the teacher's probabilities, weighted by
+      ``distill_weight``.
+
+    ``net`` is ``model`` or its DDP wrapper (gradients must flow through the wrapper).
+    """
+    with autocast:
+        if model.patch_head is not None:
+            logits, patch_logits = net(x, return_patch_logits=True)
+        else:
+            logits, patch_logits = net(x), None
+    bce = F.binary_cross_entropy_with_logits(logits.float(), y)
+    l0 = model.l0_penalty()
+    loss = bce + cfg.lambda_l0 * l0
+    parts = {"bce": float(bce.detach()), "l0": float(l0.detach())}
+    if patch_logits is not None:
+        pbce = F.binary_cross_entropy_with_logits(patch_logits.float().mean((2, 3)), y)
+        loss = loss + pbce
+        parts["patch_bce"] = float(pbce.detach())
+    if teacher is not None:
+        with torch.no_grad(), autocast:
+            soft = torch.sigmoid(teacher(x).float())
+        kd = F.binary_cross_entropy_with_logits(logits.float(), soft)
+        loss = loss + cfg.distill_weight * kd
+        parts["distill"] = float(kd.detach())
+    return loss, parts
+
+
+def _step(loss: torch.Tensor, model: SparseViT, opt, sched, scaler, grad_clip: float | None) -> None:
+    opt.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)
+    else:
+        loss.backward()
+    if grad_clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    if scaler is not None:
+        scaler.step(opt)
+        scaler.update()
+    else:
+        opt.step()
+    sched.step()
+
+
+def _run_epoch(model, net, loader, cfg: TrainConfig, device, autocast, teacher, opt, sched, scaler,
+               stage) -> tuple[dict[str, float], int, int]:
+    """One pass over ``loader``: summed loss parts, batches and images seen."""
+    sums = {"loss": 0.0, "bce": 0.0, "l0": 0.0, "distill": 0.0}
+    n_batches = n_images = 0
+    net.train()
+    for x, y, _ in loader:
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        loss, parts = classifier_loss(model, net, x, y, cfg, autocast, teacher)
+        _step(loss, model, opt, sched, scaler, cfg.grad_clip)
+        sums["loss"] += float(loss.detach())
+        for k, v in parts.items():
+            sums[k] = sums.get(k, 0.0) + v
+        n_batches += 1
+        n_images += x.shape[0]
+        stage.advance(1, loss=round(float(loss.detach()), 4))
+    return sums, n_batches, n_images
+
+
+def _optimizer(model: SparseViT, cfg: TrainConfig, steps_per_epoch: int):
+    """AdamW (gates on their own learning rate, see :func:`param_groups`) and the warm-up +
+    cosine schedule over the whole run."""
+    opt = torch.optim.AdamW(param_groups(model, cfg), lr=cfg.lr, betas=tuple(cfg.betas))
+    total_steps = steps_per_epoch * cfg.epochs
+    warmup = int(round(cfg.warmup_fraction * total_steps))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: lr_factor(s, total_steps, warmup, cfg.min_lr_ratio))
+    return opt, sched
+
+
+def _process_setup(cfg: TrainConfig) -> tuple[bool, int, int, torch.device]:
+    """``(distributed, rank, world size, device)``; joins the torchrun process group when there is one."""
+    distributed, rank, world = _dist_info()
+    if distributed and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    device = torch.device(cfg.device or (f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+                                         if torch.cuda.is_available() else "cpu"))
+    return distributed, rank, world, device
+
+
+def _initial_model(model_config: ModelConfig, cfg: TrainConfig, resume, init_from) -> SparseViT:
+    torch.manual_seed(cfg.seed)
+    model = SparseViT(model_config)
+    if init_from is not None or resume is not None:
+        src, _ = load_model(resume if resume is not None else init_from)
+        missing = set(model.state_dict()) - set(src.state_dict())
+        if missing and resume is None:
+            # warm start from an ungated model: gates keep their initial value
+            model.load_state_dict(src.state_dict(), strict=False)
+        else:
+            model.load_state_dict(src.state_dict())
+    return model
+
+
+def _default_normalizer(train_set: Any, cfg: TrainConfig, progress: Progress) -> Normalizer:
+    if cfg.normalization == "per_image_max":
+        return Normalizer("per_image_max")
+    n = min(len(train_set), cfg.stats_samples)
+    with progress.stage("normalisation statistics", total=None):
+        if hasattr(train_set, "set_epoch"):
+            train_set.set_epoch(0)
+        return compute_stats((train_set[i] for i in range(n)), description=f"first {n} training samples")
+
+
+def _epoch_loader(tds: TorchSampleDataset, cfg: TrainConfig, epoch: int, distributed: bool,
+                  rank: int, world: int) -> DataLoader:
+    tds.set_epoch(epoch)
+    if distributed:
+        sampler = DistributedSampler(tds, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
+        sampler.set_epoch(epoch)
+    else:
+        sampler = RandomSampler(tds, generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch))
+    return DataLoader(tds, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
+                      generator=torch.Generator().manual_seed(cfg.seed + epoch))
+
+
 def train(model_config: ModelConfig, train_set: Any, val_set: Any | None, cfg: TrainConfig,
           out_dir: str | Path | None = None, progress: Progress | None = None,
           resume: str | Path | None = None, init_from: str | Path | None = None,
@@ -184,17 +313,14 @@ def train(model_config: ModelConfig, train_set: Any, val_set: Any | None, cfg: T
     (plus ``model_pruned.*`` when heads closed). ``resume``: a ``last.safetensors`` to continue
     from. ``init_from``: start from these weights (e.g. add the L0 penalty to a trained model).
     ``teacher``: a trained model (same input bands and classes) whose probabilities the student
-    also learns when ``cfg.distill_weight > 0``; it stays frozen in eval mode.
+    also learns when ``cfg.distill_weight > 0``; it stays frozen in eval mode. The loss:
+    :func:`classifier_loss`.
     """
     if cfg.distill_weight > 0 and teacher is None:
         raise ValueError("distill_weight > 0 needs a teacher model")
-    distributed, rank, world = _dist_info()
-    if distributed and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    distributed, rank, world, device = _process_setup(cfg)
     is_main = rank == 0
     progress = progress if (progress is not None and is_main) else null_progress()
-    device = torch.device(cfg.device or (f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
-                                         if torch.cuda.is_available() else "cpu"))
     if class_names is None:
         class_names = list(train_set.scheme.names)
     if scheme is None:
@@ -204,39 +330,17 @@ def train(model_config: ModelConfig, train_set: Any, val_set: Any | None, cfg: T
         out.mkdir(parents=True, exist_ok=True)
 
     state_meta, state_tensors, start_epoch = None, None, 0
-    if resume is not None:
+    if resume is not None:  # the run's own architecture and statistics, not the caller's
         state_meta, state_tensors = load_training_state(resume)
         _, resume_doc = load_model(resume)
         model_config = ModelConfig.from_dict(resume_doc["architecture"])
         normalizer = Normalizer.from_dict(resume_doc["normalization"])
         start_epoch = int(state_meta["epoch"])
-
-    torch.manual_seed(cfg.seed)
-    model = SparseViT(model_config)
-    if init_from is not None or resume is not None:
-        src, _ = load_model(resume if resume is not None else init_from)
-        missing = set(model.state_dict()) - set(src.state_dict())
-        if missing and resume is None:
-            # warm start from an ungated model: gates keep their initial value
-            model.load_state_dict(src.state_dict(), strict=False)
-        else:
-            model.load_state_dict(src.state_dict())
-    model.to(device).train()
-    if teacher is not None and cfg.distill_weight > 0:
-        teacher = teacher.to(device).eval().requires_grad_(False)
-    else:
-        teacher = None
-
+    model = _initial_model(model_config, cfg, resume, init_from).to(device).train()
+    teacher = teacher.to(device).eval().requires_grad_(False) if (
+        teacher is not None and cfg.distill_weight > 0) else None
     if normalizer is None:
-        if cfg.normalization == "per_image_max":
-            normalizer = Normalizer("per_image_max")
-        else:
-            n = min(len(train_set), cfg.stats_samples)
-            with progress.stage("normalisation statistics", total=None):
-                if hasattr(train_set, "set_epoch"):
-                    train_set.set_epoch(0)
-                normalizer = compute_stats((train_set[i] for i in range(n)),
-                                           description=f"first {n} training samples")
+        normalizer = _default_normalizer(train_set, cfg, progress)
 
     tds = TorchSampleDataset(train_set, normalizer, crop=cfg.crop, train=True,
                              augment=cfg.augment, seed=cfg.seed, use_s1=model_config.has_s1,
@@ -248,25 +352,11 @@ def train(model_config: ModelConfig, train_set: Any, val_set: Any | None, cfg: T
     if distributed:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
-    opt = torch.optim.AdamW(param_groups(model, cfg), lr=cfg.lr, betas=tuple(cfg.betas))
-    sampler_len = math.ceil(len(tds) / world)
-    steps_per_epoch = math.ceil(sampler_len / cfg.batch_size)
-    total_steps = steps_per_epoch * cfg.epochs
-    warmup = int(round(cfg.warmup_fraction * total_steps))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: lr_factor(s, total_steps, warmup, cfg.min_lr_ratio))
+    opt, sched = _optimizer(model, cfg, math.ceil(math.ceil(len(tds) / world) / cfg.batch_size))
     autocast, scaler = _autocast(device, cfg.amp)
 
-    history: list[dict[str, Any]] = []
-    if state_meta is not None:
-        _restore_optimizer(opt, state_meta["optimizer"], state_tensors)
-        sched.load_state_dict(state_meta["scheduler"])
-        if scaler is not None and state_meta.get("grad_scaler"):
-            scaler.load_state_dict(state_meta["grad_scaler"])
-        torch.set_rng_state(state_tensors["rng.torch"])
-        if device.type == "cuda" and "rng.cuda" in state_tensors:
-            torch.cuda.set_rng_state(state_tensors["rng.cuda"], device)
-        history = list(state_meta.get("history", []))
+    history = (_restore_state(opt, sched, scaler, device, state_meta, state_tensors)
+               if state_meta is not None else [])
 
     description = {"dataset": type(train_set).__name__, "samples_per_epoch": len(train_set),
                    "config": cfg.to_dict(), "world_size": world, **(data_description or {})}
@@ -274,68 +364,17 @@ def train(model_config: ModelConfig, train_set: Any, val_set: Any | None, cfg: T
     images_seen, train_seconds = 0, 0.0
     metrics: dict[str, Any] = {}
     for epoch in range(start_epoch, cfg.epochs):
-        tds.set_epoch(epoch)
-        if distributed:
-            sampler = DistributedSampler(tds, num_replicas=world, rank=rank, shuffle=True,
-                                         seed=cfg.seed)
-            sampler.set_epoch(epoch)
-        else:
-            sampler = RandomSampler(tds, generator=torch.Generator().manual_seed(
-                cfg.seed * 7919 + epoch))
-        loader = DataLoader(tds, batch_size=cfg.batch_size, sampler=sampler,
-                            num_workers=cfg.num_workers,
-                            generator=torch.Generator().manual_seed(cfg.seed + epoch))
-        sums = {"loss": 0.0, "bce": 0.0, "l0": 0.0, "distill": 0.0}
-        n_batches, t0 = 0, time.perf_counter()
-        net.train()
+        loader = _epoch_loader(tds, cfg, epoch, distributed, rank, world)
+        t0 = time.perf_counter()
         with progress.stage(f"train epoch {epoch + 1}/{cfg.epochs}", total=len(loader)) as st:
-            for x, y, _ in loader:
-                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                with autocast:
-                    if model.patch_head is not None:
-                        logits, patch_logits = net(x, return_patch_logits=True)
-                    else:
-                        logits, patch_logits = net(x), None
-                # logits stay logits: the sigmoid lives inside the loss, once
-                bce = F.binary_cross_entropy_with_logits(logits.float(), y)
-                l0 = model.l0_penalty()
-                loss = bce + cfg.lambda_l0 * l0
-                if patch_logits is not None:
-                    # the patch head is trained only through its image-level mean (a CAM)
-                    pbce = F.binary_cross_entropy_with_logits(patch_logits.float().mean((2, 3)), y)
-                    loss = loss + pbce
-                    sums["patch_bce"] = sums.get("patch_bce", 0.0) + float(pbce.detach())
-                if teacher is not None:
-                    with torch.no_grad(), autocast:
-                        soft = torch.sigmoid(teacher(x).float())
-                    kd = F.binary_cross_entropy_with_logits(logits.float(), soft)
-                    loss = loss + cfg.distill_weight * kd
-                    sums["distill"] += float(kd.detach())
-                opt.zero_grad(set_to_none=True)
-                if scaler is not None:
-                    scaler.scale(loss).backward()
-                    scaler.unscale_(opt)
-                else:
-                    loss.backward()
-                if cfg.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                if scaler is not None:
-                    scaler.step(opt)
-                    scaler.update()
-                else:
-                    opt.step()
-                sched.step()
-                sums["loss"] += float(loss.detach())
-                sums["bce"] += float(bce.detach())
-                sums["l0"] += float(l0.detach())
-                n_batches += 1
-                images_seen += x.shape[0]
-                st.advance(1, loss=round(float(loss.detach()), 4))
+            sums, n_batches, n_images = _run_epoch(model, net, loader, cfg, device, autocast, teacher,
+                                                   opt, sched, scaler, st)
+        images_seen += n_images
         epoch_seconds = time.perf_counter() - t0
         train_seconds += epoch_seconds
         record = {"epoch": epoch + 1, **{k: v / max(n_batches, 1) for k, v in sums.items()},
                   "lr": sched.get_last_lr()[0], "seconds": round(epoch_seconds, 2),
-                  "images_per_s": round(len(sampler) / epoch_seconds, 2),
+                  "images_per_s": round(len(loader.sampler) / epoch_seconds, 2),
                   "pruned_share": model.pruned_share(),
                   "open_heads_per_block": model.open_heads_per_block()}
         if vds is not None and is_main:
@@ -343,23 +382,10 @@ def train(model_config: ModelConfig, train_set: Any, val_set: Any | None, cfg: T
                                progress)
             record.update({"val_macro_f1": metrics["macro_f1"], "val_mAP": metrics["mAP"]})
         history.append(record)
-        progress.log(f"epoch {epoch + 1}/{cfg.epochs}: loss {record['loss']:.4f} "
-                     f"(bce {record['bce']:.4f}, l0 {record['l0']:.3f}), pruned "
-                     f"{record['pruned_share']:.0%}"
-                     + (f", val macro-F1 {record['val_macro_f1']:.3f}" if 'val_macro_f1' in record
-                        else ""))
+        progress.log(_epoch_line(record, cfg.epochs))
         if out is not None and is_main:
-            opt_tensors, opt_meta = _optimizer_state_tensors(opt)
-            tensors = {**opt_tensors, "rng.torch": torch.get_rng_state()}
-            if device.type == "cuda":
-                tensors["rng.cuda"] = torch.cuda.get_rng_state(device)
-            save_checkpoint(out / "last", model, normalizer, list(class_names), scheme,
-                            training=description, metrics=metrics,
-                            training_state={"epoch": epoch + 1, "optimizer": opt_meta,
-                                            "scheduler": sched.state_dict(),
-                                            "grad_scaler": scaler.state_dict() if scaler else None,
-                                            "history": history},
-                            state_tensors=tensors)
+            _save_last(out, model, normalizer, class_names, scheme, description, metrics, opt, sched,
+                       scaler, device, epoch, history)
         if distributed:
             dist.barrier()
 
@@ -375,6 +401,40 @@ def train(model_config: ModelConfig, train_set: Any, val_set: Any | None, cfg: T
                 out / "model_pruned", prune_heads(model.eval()), normalizer, list(class_names),
                 scheme, training=description, metrics=metrics)
     return result
+
+
+def _epoch_line(record: dict[str, Any], epochs: int) -> str:
+    val = f", val macro-F1 {record['val_macro_f1']:.3f}" if "val_macro_f1" in record else ""
+    return (f"epoch {record['epoch']}/{epochs}: loss {record['loss']:.4f} (bce {record['bce']:.4f}, "
+            f"l0 {record['l0']:.3f}), pruned {record['pruned_share']:.0%}{val}")
+
+
+def _restore_state(opt, sched, scaler, device, state_meta: dict, state_tensors: dict) -> list[dict]:
+    """Optimizer, schedule, grad scaler and RNG of a resumed run; returns its epoch history."""
+    _restore_optimizer(opt, state_meta["optimizer"], state_tensors)
+    sched.load_state_dict(state_meta["scheduler"])
+    if scaler is not None and state_meta.get("grad_scaler"):
+        scaler.load_state_dict(state_meta["grad_scaler"])
+    torch.set_rng_state(state_tensors["rng.torch"])
+    if device.type == "cuda" and "rng.cuda" in state_tensors:
+        torch.cuda.set_rng_state(state_tensors["rng.cuda"], device)
+    return list(state_meta.get("history", []))
+
+
+def _save_last(out: Path, model, normalizer, class_names, scheme, description, metrics, opt, sched,
+               scaler, device, epoch: int, history) -> None:
+    """``last.*``: weights plus everything ``resume`` needs (optimizer, schedule, RNG)."""
+    opt_tensors, opt_meta = _optimizer_state_tensors(opt)
+    tensors = {**opt_tensors, "rng.torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        tensors["rng.cuda"] = torch.cuda.get_rng_state(device)
+    save_checkpoint(out / "last", model, normalizer, list(class_names), scheme,
+                    training=description, metrics=metrics,
+                    training_state={"epoch": epoch + 1, "optimizer": opt_meta,
+                                    "scheduler": sched.state_dict(),
+                                    "grad_scaler": scaler.state_dict() if scaler else None,
+                                    "history": history},
+                    state_tensors=tensors)
 
 
 def check_dataset(train_set: Any, path: str | Path) -> None:

@@ -8,6 +8,7 @@ and the engine runs in its own process.
 from __future__ import annotations
 
 import json
+
 from qgis.core import (
     QgsProcessingAlgorithm,
     QgsProcessingContext,
@@ -19,7 +20,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QCoreApplication
 
 from ...core.engine_locator import engine_environment, locate_engine
-from ...core.engine_runner import EngineOutcome, EngineRunner
+from ...core.engine_runner import EngineOutcome, EngineRunner, build_command
 
 
 class EngineAlgorithm(QgsProcessingAlgorithm):
@@ -103,20 +104,16 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
             else:
                 feedback.pushInfo(message)
 
-        def on_result(fields):
-            device = fields.get("device")
-            if device:
-                feedback.pushInfo(self.tr("Engine device: {0}").format(device))
+        def on_event(event):
+            if event.get("event") == "start" and event.get("device"):
+                feedback.pushInfo(self.tr("Engine device: {0}").format(
+                    event.get("device_name") or event["device"]))
 
         runner = EngineRunner(python, self.engine_command, args, on_progress=on_progress,
-                              on_stage=on_stage, on_log=on_log, on_result=on_result,
+                              on_stage=on_stage, on_log=on_log, on_event=on_event,
                               extra_env=engine_environment())
-        feedback.pushCommandInfo(" ".join(runner_command_preview(python, self.engine_command, args)))
+        feedback.pushCommandInfo(" ".join(build_command(python, self.engine_command, args)))
         return runner.run(should_cancel=feedback.isCanceled)
-
-
-def runner_command_preview(python: str, command: str, args: list[str]) -> list[str]:
-    return [python, "-m", "sparsevit", "--json", command, *args]
 
 
 def raster_path(layer: QgsRasterLayer) -> str:

@@ -17,7 +17,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ...core.schemes import resources_dir
+from ...core.resources import resources_dir
 from .base import EngineAlgorithm, raster_path
 
 

@@ -12,6 +12,8 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
+from ...core import protocol as roles
+from ...core.predict_job import crs_arg
 from ...core.styling import palette_classes
 from .base import EngineAlgorithm, raster_path
 from .postprocess import load_on_completion
@@ -74,7 +76,7 @@ class ExportAlgorithm(EngineAlgorithm):
             if fmt in ("csv", "json"):
                 feedback.pushWarning(self.tr("CRS ignored: class areas are ground areas in any CRS."))
             else:
-                args += ["--crs", crs.authid() or crs.toWkt()]
+                args += ["--crs", crs_arg(crs)]
         # What the user sees in the source layer colours the polygons (read now: the layer
         # belongs to this thread's context).
         self._classes = palette_classes(layer)
@@ -87,10 +89,10 @@ class ExportAlgorithm(EngineAlgorithm):
         path = result.get("path") or self._output(parameters, context, fmt)
         name = Path(path).stem
         if fmt == "cog":
-            load_on_completion(context, path, name, self.OUTPUT, "landcover", result.get("scheme"))
+            load_on_completion(context, path, name, self.OUTPUT, roles.LANDCOVER, result.get("scheme"))
         elif fmt == "gpkg":
             uri = path + (f"|layername={result['layer']}" if result.get("layer") else "")
             classes = getattr(self, "_classes", None) or None
-            load_on_completion(context, uri, name, self.OUTPUT, "polygons", result.get("scheme"), classes)
+            load_on_completion(context, uri, name, self.OUTPUT, roles.POLYGONS, result.get("scheme"), classes)
         return {self.OUTPUT: path,
                 self.SUMMARY: json.dumps(result, sort_keys=True, default=str)}

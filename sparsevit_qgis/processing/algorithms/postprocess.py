@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from qgis.core import QgsProcessingContext, QgsProcessingLayerPostProcessorInterface
 
-from ...core.predict_job import CLASS_MAP_ROLES
 from ...core.schemes import SchemeError
-from ...core.styling import categorized_polygons, confidence_renderer, style_result_layer
+from ...core.styling import style_for_role
 
 
 class StyleOnLoad(QgsProcessingLayerPostProcessorInterface):
@@ -31,12 +30,7 @@ class StyleOnLoad(QgsProcessingLayerPostProcessorInterface):
 
     def postProcessLayer(self, layer, context, feedback):  # noqa: N802
         try:
-            if self.role in CLASS_MAP_ROLES:
-                style_result_layer(layer, self.scheme)
-            elif self.role == "confidence":
-                confidence_renderer(layer)
-            elif self.role == "polygons" and (self.classes or self.scheme):
-                categorized_polygons(layer, self.classes or self.scheme)
+            style_for_role(layer, self.role, self.scheme, self.classes)
         except (SchemeError, RuntimeError) as exc:
             if feedback is not None:
                 feedback.pushWarning(f"{layer.name()}: could not be styled ({exc})")

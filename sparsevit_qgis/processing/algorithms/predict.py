@@ -20,7 +20,9 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
-from ...core.predict_job import LEVELS, JobError, area_args, input_stem, level_args, resolve_model
+from ...core import protocol as roles
+from ...core.predict_job import LEVELS, JobError, PredictRequest, input_stem
+from ...core.results import class_area_line
 from .base import EngineAlgorithm, raster_path
 from .postprocess import load_on_completion
 
@@ -96,21 +98,23 @@ class PredictAlgorithm(EngineAlgorithm):
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         if layer is None:
             raise QgsProcessingException(self.tr("No Sentinel-2 raster given."))
-        s2 = raster_path(layer)
-        args = [s2]
         s1 = self.parameterAsRasterLayer(parameters, self.S1, context)
-        if s1 is not None:
-            args += ["--s1", raster_path(s1)]
-        model = (self.parameterAsFile(parameters, self.MODEL, context) or "").strip()
-        if model.endswith("bundle.json"):
-            model = str(Path(model).parent)
         out = self.parameterAsString(parameters, self.OUTPUT_FOLDER, context)
+        area = None
+        if parameters.get(self.EXTENT) not in (None, ""):
+            area = (self.parameterAsExtent(parameters, self.EXTENT, context),
+                    self.parameterAsExtentCrs(parameters, self.EXTENT, context))
+        level = self.parameterAsEnum(parameters, self.LEVEL, context)
+        request = PredictRequest(
+            s2=raster_path(layer), out=out, model=self.parameterAsFile(parameters, self.MODEL, context) or "",
+            s1=raster_path(s1) if s1 is not None else None, area=area,
+            tile=self.parameterAsInt(parameters, self.TILE, context),
+            level=LEVELS[level][0] if 0 <= level < len(LEVELS) else None,
+            attention=self.parameterAsBoolean(parameters, self.ATTENTION, context),
+            polygons=self.parameterAsBoolean(parameters, self.POLYGONS, context),
+            overview=self.parameterAsBoolean(parameters, self.OVERVIEW, context))
         try:
-            args += ["--model", resolve_model(model)]
-            if parameters.get(self.EXTENT) not in (None, ""):
-                rect = self.parameterAsExtent(parameters, self.EXTENT, context)
-                crs = self.parameterAsExtentCrs(parameters, self.EXTENT, context)
-                args += area_args(rect, crs)
+            args = request.to_args()
         except JobError as exc:
             raise QgsProcessingException(str(exc)) from exc
         try:
@@ -118,19 +122,7 @@ class PredictAlgorithm(EngineAlgorithm):
         except OSError as exc:
             raise QgsProcessingException(self.tr("Cannot create the output folder {0}: {1}")
                                          .format(out, exc)) from exc
-        args += ["--out", out]
-        tile = self.parameterAsInt(parameters, self.TILE, context)
-        if tile > 0:
-            args += ["--tile", str(tile)]
-        level = self.parameterAsEnum(parameters, self.LEVEL, context)
-        args += level_args(LEVELS[level][0] if 0 <= level < len(LEVELS) else None)
-        if self.parameterAsBoolean(parameters, self.ATTENTION, context):
-            args.append("--attention")
-        if self.parameterAsBoolean(parameters, self.POLYGONS, context):
-            args.append("--polygons")
-        if not self.parameterAsBoolean(parameters, self.OVERVIEW, context):
-            args.append("--no-overview")
-        self._label = input_stem(s2)
+        self._label = input_stem(request.s2)
         return args
 
     def engine_outputs(self, outcome, parameters, context, feedback):
@@ -139,24 +131,24 @@ class PredictAlgorithm(EngineAlgorithm):
         scheme = result.get("scheme")
         results = {
             self.OUTPUT_FOLDER: self.parameterAsString(parameters, self.OUTPUT_FOLDER, context),
-            self.LANDCOVER: outs.get("landcover"), self.PSEUDOMASK: outs.get("pseudomask"),
-            self.LANDCOVER_COARSE: outs.get("landcover_coarse"),
-            self.AREAS_COARSE: outs.get("areas_coarse_csv"),
-            self.CONFIDENCE: outs.get("confidence"), self.ATTENTION_MAPS: outs.get("attention"),
-            self.POLYGON_LAYER: outs.get("polygons"), self.AREAS: outs.get("areas_csv"),
-            self.RUN: outs.get("run"), self.DEVICE: result.get("device") or "",
+            self.LANDCOVER: outs.get(roles.LANDCOVER), self.PSEUDOMASK: outs.get(roles.PSEUDOMASK),
+            self.LANDCOVER_COARSE: outs.get(roles.LANDCOVER_COARSE),
+            self.AREAS_COARSE: outs.get(roles.AREAS_COARSE_CSV),
+            self.CONFIDENCE: outs.get(roles.CONFIDENCE), self.ATTENTION_MAPS: outs.get(roles.ATTENTION),
+            self.POLYGON_LAYER: outs.get(roles.POLYGONS), self.AREAS: outs.get(roles.AREAS_CSV),
+            self.RUN: outs.get(roles.RUN), self.DEVICE: result.get("device") or "",
         }
         label = getattr(self, "_label", "") or "run"
-        if outs.get("landcover"):
-            load_on_completion(context, outs["landcover"], self.tr("Land cover — {0}").format(label),
-                               self.LANDCOVER, "landcover", scheme)
-        if outs.get("landcover_coarse"):  # loaded after the detailed map: on top of it
-            load_on_completion(context, outs["landcover_coarse"],
+        if outs.get(roles.LANDCOVER):
+            load_on_completion(context, outs[roles.LANDCOVER], self.tr("Land cover — {0}").format(label),
+                               self.LANDCOVER, roles.LANDCOVER, scheme)
+        if outs.get(roles.LANDCOVER_COARSE):  # loaded after the detailed map: on top of it
+            load_on_completion(context, outs[roles.LANDCOVER_COARSE],
                                self.tr("Land cover, coarse — {0}").format(label),
-                               self.LANDCOVER_COARSE, "landcover_coarse",
+                               self.LANDCOVER_COARSE, roles.LANDCOVER_COARSE,
                                result.get("coarse_scheme"))
         for key in ("class_areas", "class_areas_coarse"):
             for row in result.get(key) or []:
                 if row.get("hectares"):
-                    feedback.pushInfo(f"{row['name']:<22} {row['hectares']:>10.1f} ha  {row['percent']:5.1f} %")
+                    feedback.pushInfo(class_area_line(row))
         return results

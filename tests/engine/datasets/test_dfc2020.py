@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
-
 from fixtures.dfc2020 import mask_with_fractions, write_dfc2020
+
 from sparsevit.datasets import DFC2020Dataset
 from sparsevit.errors import InputError
 

@@ -1,15 +1,14 @@
 """The EuroSAT RGB -> L1C DN calibration, re-derived on the patches present in both sets."""
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 
 import numpy as np
 import pytest
 
 from sparsevit.datasets import rgb_calibration
-
-import importlib.util
-import sys
 
 
 def _script(repo_root):

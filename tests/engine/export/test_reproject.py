@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
 import rasterio
+from fixtures.class_maps import class_map, write_map
 
 from sparsevit.errors import InputError
 from sparsevit.export import class_areas, export_classified
 from sparsevit.io.styles import read_class_table
 from sparsevit.schemes import load_scheme
-from sv_export_helpers import class_map, write_map
 
 
 def test_export_to_geographic_keeps_colours_names_and_classes(tmp_path):

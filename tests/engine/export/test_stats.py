@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
+from fixtures.class_maps import class_map, utm_grid, write_map
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.warp import calculate_default_transform, reproject
@@ -14,7 +15,6 @@ from sparsevit.export import area_summary, class_areas, write_areas_csv, write_a
 from sparsevit.export.stats import pixel_areas_m2
 from sparsevit.io.scene import Grid
 from sparsevit.progress import Progress
-from sv_export_helpers import class_map, utm_grid, write_map
 
 SAMPLE_LABEL = "resources/sample/Spain_7370579_LabelHand.tif"  # EPSG:4326, -1 = no data
 

@@ -1,13 +1,13 @@
 import numpy as np
 import pytest
 import shapely
+from fixtures.class_maps import class_map, utm_grid, write_map
 from rasterio.warp import transform_bounds
 from scipy import ndimage
 
 from sparsevit.errors import InputError
 from sparsevit.export import class_areas, vectorize
 from sparsevit.export.classes import import_pyogrio
-from sv_export_helpers import class_map, utm_grid, write_map
 
 
 def read_layer(path):

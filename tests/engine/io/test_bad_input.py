@@ -1,12 +1,11 @@
 import numpy as np
 import pytest
 from affine import Affine
+from fixtures.rasters import write_raster
 
 from sparsevit.bands import S2_BANDS_NO_CIRRUS
 from sparsevit.errors import InputError
 from sparsevit.io.scene import ensure_has_data, open_s1, open_s2
-
-from sv_io_helpers import write_raster
 
 T10 = Affine(10, 0, 500000, 0, -10, 5000000)
 

@@ -14,14 +14,13 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
+from fixtures.rasters import UTM, write_raster
 
 from sparsevit.bands import S2_BANDS, S2_BANDS_NO_CIRRUS, S2_RESOLUTION_M
 from sparsevit.commands.info import describe, format_text
 from sparsevit.errors import InputError
 from sparsevit.io import radiometry as R
 from sparsevit.io.scene import open_s2
-
-from sv_io_helpers import UTM, write_raster
 
 T10 = Affine(10, 0, 500000, 0, -10, 5000000)
 SIZE = 48

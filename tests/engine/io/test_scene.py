@@ -1,14 +1,13 @@
 import numpy as np
 import pytest
 from affine import Affine
+from fixtures.rasters import s2_folder, write_raster
 from rasterio.crs import CRS
 from rasterio.windows import Window
 
-from sparsevit.bands import EUROSAT_BAND_ORDER, S2_BANDS, S2_BANDS_NO_CIRRUS
+from sparsevit.bands import EUROSAT_BAND_ORDER, S2_BANDS_NO_CIRRUS
 from sparsevit.errors import InputError
 from sparsevit.io.scene import detect_s1_units, open_s1, open_s2
-
-from sv_io_helpers import s2_folder, write_raster
 
 T10 = Affine(10, 0, 500000, 0, -10, 5000000)
 

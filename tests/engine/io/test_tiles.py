@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from rasterio.windows import Window
 
-from sparsevit.io.tiles import blend_weights, iter_tiles, pad_to, tile_windows
+from sparsevit.io.tiles import tile_windows
 
 
 @pytest.mark.parametrize("w,h,size,overlap", [(1000, 700, 256, 32), (256, 256, 256, 0),
@@ -31,7 +31,7 @@ def test_overlap_is_respected_between_neighbours():
     assert all(ends[i] - cols[i + 1] >= 48 for i in range(len(cols) - 1))
 
 
-def test_iter_tiles_crop_reassembles_the_raster():
+def test_tile_cores_reassemble_the_raster():
     full = np.arange(300 * 200, dtype=np.float32).reshape(1, 300, 200)
 
     def reader(win: Window):
@@ -39,7 +39,8 @@ def test_iter_tiles_crop_reassembles_the_raster():
         return full[:, r:r + int(win.height), c:c + int(win.width)], np.ones(full.shape[1:], bool)
 
     out = np.full(full.shape, -1, np.float32)
-    for tile, data, _ in iter_tiles(reader, 200, 300, 128, 32):
+    for tile in tile_windows(200, 300, 128, 32):
+        data, _ = reader(tile.window)
         core = tile.core
         out[:, int(core.row_off):int(core.row_off + core.height),
             int(core.col_off):int(core.col_off + core.width)] = tile.crop(data)
@@ -49,10 +50,3 @@ def test_iter_tiles_crop_reassembles_the_raster():
 def test_bad_tile_arguments():
     with pytest.raises(ValueError):
         tile_windows(10, 10, 64, 64)
-
-
-def test_pad_and_blend_weights():
-    assert pad_to(np.ones((2, 5, 7)), 8).shape == (2, 8, 8)
-    w = blend_weights(64, 64, 16)
-    assert w.shape == (64, 64) and w[32, 32] == 1 and 0 < w[0, 0] < w[8, 8] < 1
-    assert np.allclose(w, w[::-1, ::-1])

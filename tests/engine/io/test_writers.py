@@ -11,7 +11,7 @@ from sparsevit.errors import OutputError
 from sparsevit.io.scene import Grid
 from sparsevit.io.styles import read_class_table
 from sparsevit.io.tiles import tile_windows
-from sparsevit.io.writers import ClassifiedWriter, FloatWriter, write_classified, write_float
+from sparsevit.io.writers import ClassifiedWriter, FloatWriter, write_classified
 
 GRID = Grid(CRS.from_epsg(32633), Affine(10, 0, 400000, 0, -10, 5300000), 700, 600)
 
@@ -73,7 +73,9 @@ def test_float_writer_round_trip(tmp_path):
     grid = Grid(CRS.from_epsg(4326), Affine(0.0001, 0, 10, 0, -0.0001, 50), 300, 200)
     data = np.random.default_rng(1).random((2, 200, 300)).astype("float32")
     data[:, 0, 0] = np.nan
-    out = write_float(tmp_path / "conf.tif", grid, data, descriptions=["confidence", "attention"])
+    out = tmp_path / "conf.tif"
+    with FloatWriter(out, grid, count=2, descriptions=["confidence", "attention"]) as w:
+        w.write(data)
     with rasterio.open(out) as ds:
         assert ds.crs == grid.crs and ds.transform.almost_equals(grid.transform)
         assert np.isnan(ds.nodata) and ds.descriptions == ("confidence", "attention")

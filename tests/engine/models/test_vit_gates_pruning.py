@@ -3,8 +3,7 @@ import math
 import pytest
 import torch
 
-from sparsevit.models import (HeadGates, ModelConfig, create_model, get_config, list_configs,
-                              prune_heads)
+from sparsevit.models import HeadGates, ModelConfig, create_model, get_config, list_configs, prune_heads
 
 BANDS = ("B02", "B03", "B04", "B08")
 

@@ -1,5 +1,4 @@
 import pytest
-
 from fixtures.bundle import write_tiny_bundle
 
 

@@ -8,13 +8,11 @@ import numpy as np
 import pytest
 import rasterio
 import torch
-from rasterio.windows import Window
 
 from sparsevit.bundle import load_bundle
 from sparsevit.io.tiles import tile_windows
 from sparsevit.predict import PredictOptions, predict_scene
-from sparsevit.predict.blend import (BandBlender, TileWeights, argmax_confidence, pseudomask_scores,
-                                     seam_ratio)
+from sparsevit.predict.blend import BandBlender, TileWeights, argmax_confidence, pseudomask_scores, seam_ratio
 from sparsevit.pseudomasks.postprocess import make_pseudomask
 
 S2 = "resources/sample/Spain_7370579_S2Hand.tif"

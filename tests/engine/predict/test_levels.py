@@ -14,8 +14,7 @@ from sparsevit.errors import InputError
 from sparsevit.io.scene import Grid
 from sparsevit.io.styles import read_class_table
 from sparsevit.io.writers import write_classified
-from sparsevit.predict import PredictOptions, predict_scene
-from sparsevit.predict import levels
+from sparsevit.predict import PredictOptions, levels, predict_scene
 from sparsevit.schemes import load_mapping, load_scheme
 
 S2 = "resources/sample/Spain_7370579_S2Hand.tif"
@@ -199,6 +198,7 @@ def test_card_names_the_coarse_mapping(bundle, tmp_path):
 
 def test_write_coarse_goes_strip_by_strip(tmp_path, monkeypatch):
     from rasterio.transform import from_origin
+
     from sparsevit.io import writers
     rng = np.random.default_rng(0)
     grid = Grid(rasterio.crs.CRS.from_epsg(32630), from_origin(500000, 4200000, 10, 10), 300, 1100)

@@ -18,11 +18,11 @@ def _min_dist_to_label(shape, labels, assigned):
     yy, xx = np.indices(shape)
     n = labels.max() + 1
     out = np.full((n,) + shape, np.inf)
-    for l in range(n):
-        sy, sx = np.nonzero(assigned & (labels == l))
+    for lab in range(n):
+        sy, sx = np.nonzero(assigned & (labels == lab))
         if sy.size:
             d = np.sqrt((yy[..., None] - sy) ** 2 + (xx[..., None] - sx) ** 2)
-            out[l] = d.min(axis=-1)
+            out[lab] = d.min(axis=-1)
     return out
 
 

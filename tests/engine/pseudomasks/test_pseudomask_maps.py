@@ -2,10 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from sparsevit.pseudomasks.assignment import (assign_by_matching, assign_by_order,
-                                              correlation_matrix, predicted_classes)
-from sparsevit.pseudomasks.maps import (binarise_2means, cluster_heads, normalise_max,
-                                        normalise_minmax, resize_bilinear)
+from sparsevit.pseudomasks.assignment import assign_by_matching, assign_by_order, correlation_matrix, predicted_classes
+from sparsevit.pseudomasks.maps import binarise_2means, cluster_heads, normalise_max, normalise_minmax, resize_bilinear
 
 
 @pytest.mark.parametrize("src,dst", [((16, 16), (256, 256)), ((5, 7), (13, 22)), ((16, 16), (16, 16))])
@@ -60,7 +58,8 @@ def test_normalisations_never_produce_nan():
 
 def test_cluster_heads_separates_head_groups():
     rng = np.random.default_rng(0)
-    a = np.zeros((8, 8)); a[:, :4] = 1
+    a = np.zeros((8, 8))
+    a[:, :4] = 1
     heads = np.stack([a + 0.05 * rng.random((8, 8)) for _ in range(3)]
                      + [1 - a + 0.05 * rng.random((8, 8)) for _ in range(4)])
     maps, assign, info = cluster_heads(heads, 2)

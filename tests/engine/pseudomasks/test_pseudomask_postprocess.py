@@ -3,9 +3,16 @@ import json
 import numpy as np
 import pytest
 
-from sparsevit.pseudomasks import (METHODS, attention, attention_faithful, attention_weighted,
-                                   from_class_attention, from_class_maps, make_pseudomask,
-                                   top1_fill)
+from sparsevit.pseudomasks import (
+    METHODS,
+    attention,
+    attention_faithful,
+    attention_weighted,
+    from_class_attention,
+    from_class_maps,
+    make_pseudomask,
+    top1_fill,
+)
 
 TOK = 16
 SIZE = (64, 64)

@@ -4,10 +4,10 @@ import socket
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from fixtures.training_fakes import FakeDataset, model_cfg, train_cfg
 from safetensors.torch import load_file, save_file
 
 from sparsevit.training import train
-from svt_fakes import FakeDataset, model_cfg, train_cfg
 
 
 def _free_port() -> int:

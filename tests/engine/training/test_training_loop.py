@@ -4,14 +4,21 @@ import os
 import numpy as np
 import pytest
 import torch
+from fixtures.training_fakes import NAMES, FakeDataset, FakeSample, model_cfg, train_cfg
 
 from sparsevit.errors import Cancelled, InputError
 from sparsevit.progress import Progress
-from sparsevit.training import (Normalizer, TorchSampleDataset, compute_stats,
-                                flip_rotate, load_model, multilabel_scores, save_checkpoint, train)
+from sparsevit.training import (
+    Normalizer,
+    TorchSampleDataset,
+    compute_stats,
+    flip_rotate,
+    load_model,
+    multilabel_scores,
+    save_checkpoint,
+    train,
+)
 from sparsevit.training.data import sample_generator
-
-from svt_fakes import NAMES, FakeDataset, FakeSample, model_cfg, train_cfg
 
 
 def weights(model):

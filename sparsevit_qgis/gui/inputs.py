@@ -1,0 +1,146 @@
+"""The panel's input widgets: a raster (layer, file or per-band folder) and a model (the bundled
+default or a folder/file), each a file chooser with a Folder... button."""
+from __future__ import annotations
+
+from qgis.core import (
+    QgsMapLayerProxyModel,
+)
+from qgis.gui import (
+    QgsFileWidget,
+    QgsMapLayerComboBox,
+)
+from qgis.PyQt.QtCore import QCoreApplication
+from qgis.PyQt.QtWidgets import (
+    QButtonGroup,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QRadioButton,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core import settings
+from ..core.predict_job import (
+    JobError,
+    resolve_model,
+)
+
+RASTER_FILTER = "Rasters (*.tif *.tiff *.vrt *.jp2 *.img);;All files (*)"
+MODEL_FILTER = "SparseViT model (bundle.json *.safetensors);;All files (*)"
+
+
+def tr(text: str) -> str:
+    return QCoreApplication.translate("SparseVitDock", text)
+
+
+def file_and_folder_row(owner: QWidget, file_filter: str, placeholder: str, folder_tip: str,
+                        on_folder) -> QHBoxLayout:
+    """A file chooser with a "Folder…" button beside it (inputs and models can be either); sets
+    ``owner.file_widget`` and ``owner.folder_button`` and returns the row."""
+    owner.file_widget = QgsFileWidget(owner)
+    owner.file_widget.setStorageMode(QgsFileWidget.GetFile)
+    owner.file_widget.setFilter(file_filter)
+    owner.file_widget.lineEdit().setPlaceholderText(placeholder)
+    owner.folder_button = QToolButton(owner)
+    owner.folder_button.setText(tr("Folder…"))
+    owner.folder_button.setToolTip(folder_tip)
+    owner.folder_button.clicked.connect(on_folder)
+    row = QHBoxLayout()
+    row.setContentsMargins(0, 0, 0, 0)
+    row.addWidget(owner.file_widget, 1)
+    row.addWidget(owner.folder_button)
+    return row
+
+
+class RasterInput(QWidget):
+    """A loaded raster layer, or a file, or a folder of tiles (file/folder win when set)."""
+
+    def __init__(self, optional: bool, parent=None):
+        super().__init__(parent)
+        self.layer_combo = QgsMapLayerComboBox(self)
+        self.layer_combo.setFilters(QgsMapLayerProxyModel.RasterLayer)
+        self.layer_combo.setAllowEmptyLayer(True)
+        if optional:
+            self.layer_combo.setLayer(None)
+        row = file_and_folder_row(self, RASTER_FILTER, tr("or a raster file"),
+                                  tr("Use a folder of tiles as input"), self._choose_folder)
+        col = QVBoxLayout(self)
+        col.setContentsMargins(0, 0, 0, 0)
+        col.addWidget(self.layer_combo)
+        col.addLayout(row)
+
+    def _choose_folder(self):
+        folder = QFileDialog.getExistingDirectory(self, tr("Folder of input tiles"), self.path() or "")
+        if folder:
+            self.file_widget.setFilePath(folder)
+
+    def path(self) -> str:
+        typed = self.file_widget.filePath().strip()
+        if typed:
+            return typed
+        layer = self.layer_combo.currentLayer()
+        if layer is None:
+            return ""
+        return layer.source().split("|")[0]
+
+    def set_path(self, path: str) -> None:
+        self.file_widget.setFilePath(path)
+
+
+class ModelInput(QWidget):
+    """The bundled default model, or a chosen model folder (bundle.json) or classifier file."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.default_radio = QRadioButton(tr("Bundled default model"), self)
+        self.custom_radio = QRadioButton(tr("Model folder or file"), self)
+        self.group = QButtonGroup(self)
+        self.group.addButton(self.default_radio)
+        self.group.addButton(self.custom_radio)
+        row = file_and_folder_row(self, MODEL_FILTER, tr("model folder (bundle.json) or .safetensors"),
+                                  tr("Choose a model folder (the one holding bundle.json)"),
+                                  self._choose_folder)
+        self.default_label = QLabel(self)
+        self.default_label.setWordWrap(True)
+        col = QVBoxLayout(self)
+        col.setContentsMargins(0, 0, 0, 0)
+        col.addWidget(self.default_radio)
+        col.addWidget(self.default_label)
+        col.addWidget(self.custom_radio)
+        col.addLayout(row)
+        saved = settings.model_path()
+        self.file_widget.setFilePath(saved)
+        (self.custom_radio if saved else self.default_radio).setChecked(True)
+        self.custom_radio.toggled.connect(self._sync)
+        self._sync()
+
+    def _sync(self) -> None:
+        custom = self.custom_radio.isChecked()
+        self.file_widget.setEnabled(custom)
+        self.folder_button.setEnabled(custom)
+        default = settings.default_model_path()
+        present = default is not None and (default / "bundle.json").is_file()
+        self.default_label.setText(tr("  {0}").format(default) if present
+                                   else tr("  missing: {0}").format(default or tr("no resources folder")))
+        self.default_label.setToolTip(settings.missing_default_model_message() if not present else "")
+
+    def _choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, tr("Model folder (with bundle.json)"),
+                                                  self.file_widget.filePath() or "")
+        if folder:
+            self.set_custom(folder)
+
+    def set_custom(self, path: str) -> None:
+        self.file_widget.setFilePath(path)
+        self.custom_radio.setChecked(True)
+
+    def chosen(self) -> str:
+        """The user's path; empty for the default model."""
+        return self.file_widget.filePath().strip() if self.custom_radio.isChecked() else ""
+
+    def model(self) -> str:
+        if self.custom_radio.isChecked() and not self.chosen():
+            raise JobError(tr("Choose a model folder or file, or use the bundled default model."))
+        return resolve_model(self.chosen())

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import json
-
-from conftest import REPO
+from pathlib import Path
 
 from sparsevit.recipes.default_model import REAL_FIGURES, model_card
+
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_card_lists_every_real_figure_with_its_value():

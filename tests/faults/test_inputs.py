@@ -254,7 +254,9 @@ def test_huge_declared_size_is_not_read_whole(tmp_path, tiny_bundle, out_dir):
     assert line, proc.stderr[-2000:]
     rc_info, rc_pred, t_info, rss_mb = line[0].split()[1:]
     assert (rc_info, rc_pred) == ("0", "0"), proc.stderr[-2000:]
-    # reading it whole would need 240 GB; a decimated read over every block took 35 s / 1.6 GB
-    assert int(rss_mb) < 1200 and float(t_info) < 30
+    # reading it whole would need 240 GB; a decimated read over every block took 35 s / 1.6 GB.
+    # Memory is the guard; time (t_info) depends on the machine's load, and the subprocess
+    # timeout above already fails a run that reads every block.
+    assert int(rss_mb) < 1200, f"info took {t_info} s and {rss_mb} MB"
     with rasterio.open(out_dir / "huge_landcover.tif") as lc:
         assert (lc.width, lc.height) == (64, 64)

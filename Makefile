@@ -27,7 +27,7 @@ test-qgis: setup
 bench: setup      ## every benchmark; figures go to benchmarks/results/*.json and *.md
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
-model: setup      ## retrain the bundled default model (resources/models/default), ~100 min on 2 cores
+model: setup      ## retrain the bundled default model (resources/models/default), ~65 min on 2 cores
 	@$(PY) -m sparsevit.recipes.default_model
 
 package: setup    ## the installable QGIS plugin zip in dist/

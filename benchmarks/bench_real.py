@@ -41,7 +41,7 @@ from sparsevit.bundle import load_bundle  # noqa: E402
 from sparsevit.datasets import (  # noqa: E402
     BigEarthNetV1Dataset,
     BigEarthNetV2Dataset,
-    rgb_calibration,  # noqa: E402
+    rgb_calibration,
 )
 from sparsevit.datasets.eurosat import read_eurosat_patch  # noqa: E402
 from sparsevit.datasets.eurosat_real import RGB_BANDS, RealPatchScenes, ms_patches  # noqa: E402
@@ -123,27 +123,12 @@ def patch_accuracy(bundle) -> dict:
     return rows
 
 
-def water(bundle, tmp: Path) -> dict:
-    sample = REPO / "resources" / "sample"
-    coarse = load_mapping("eurosat_to_eurosat_coarse")
-    out = tmp / "water"
-    out.mkdir()
-    s = predict_scene(bundle, sample / "Spain_7370579_S2Hand.tif", out,
-                      opts=PredictOptions(overview=False, stats=False))
-    with rasterio.open(s["outputs"]["landcover"]) as lc, \
-            rasterio.open(sample / "Spain_7370579_LabelHand.tif") as ref:
-        detailed = lc.read(1)
-        truth = ref.read(1)
-    water_value = coarse.target.by_name("Water").value
-    pred = (coarse.lut[detailed] == water_value).astype(np.uint8)
-    target = np.where(truth < 0, 255, truth).astype(np.uint8)
-    ev = EvaluationSet(2, class_names=["not water", "water"])
-    ev.add("Spain_7370579", pred, target)
-    sc = ev.summary()["scores"]
-    return {"sen1floods11_water_iou": sc["per_class"]["iou"][1],
-            "sen1floods11_overall_accuracy": sc["overall_accuracy"],
-            "sen1floods11_water_px_true": int((target == 1).sum()),
-            "sen1floods11_water_px_pred": int(pred.sum())}
+def water(bundle) -> dict:
+    from sparsevit.recipes.default_model import sen1floods11_water
+    w = sen1floods11_water(bundle)
+    return {"sen1floods11_water_iou": w["water_iou"], "sen1floods11_overall_accuracy": w["overall_accuracy"],
+            "sen1floods11_water_px_true": w["water_pixels_true"],
+            "sen1floods11_water_px_pred": w["water_pixels_predicted"]}
 
 
 def bigearthnet(bundle) -> dict:
@@ -212,11 +197,12 @@ def mosaics(bundle, scenes: int) -> dict:
 
 def classifier_f1(model, normalizer, scenes: int) -> float:
     """Macro-F1 of a classifier's image-level labels on the held-out patch mosaics."""
-    from sparsevit.training import multilabel_scores, predict_probs
+    from sparsevit.training import evaluate
     from sparsevit.training.data import TorchSampleDataset
     ds = RealPatchScenes(DATA, "test", num_scenes=scenes, size=256)
-    probs, targets = predict_probs(model.eval(), TorchSampleDataset(ds, normalizer, train=False), batch_size=16)
-    return float(multilabel_scores(probs, targets, class_names=list(ds.scheme.names))["macro_f1"])
+    scores = evaluate(model.eval(), TorchSampleDataset(ds, normalizer, train=False), list(ds.scheme.names),
+                      batch_size=16)
+    return float(scores["macro_f1"])
 
 
 def overviews(bundle, tag: str, tmp: Path) -> dict:
@@ -263,7 +249,7 @@ def evaluate(model: Path, tag: str, scenes: int, base: str | None = None) -> dic
         row["pruning_cost_points"] = round(100 * (row["unpruned_classifier_macro_f1"] - row["classifier_macro_f1"]), 2)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        for part in (patch_accuracy(bundle), water(bundle, tmp), bigearthnet(bundle),
+        for part in (patch_accuracy(bundle), water(bundle), bigearthnet(bundle),
                      mosaics(bundle, scenes), {"scenes": overviews(bundle, tag, tmp)}):
             row.update(part)
     row["seconds"] = round(time.perf_counter() - t0, 1)

@@ -20,7 +20,6 @@ from qgis.core import (
 
 from . import protocol as roles
 from . import settings
-from .protocol import CLASS_MAP_ROLES, RASTER_ROLES
 from .schemes import SchemeError, find_scheme
 from .styling import (
     add_basemap,
@@ -112,7 +111,7 @@ def add_predict_results(result: dict, label: str, project: QgsProject | None = N
              roles.PSEUDOMASK: "Attention pseudomask", roles.CONFIDENCE: "Confidence",
              roles.ATTENTION: "Attention (per head)"}
     # top to bottom in the group: the coarse map over the detailed one
-    for role in RASTER_ROLES:
+    for role in roles.RASTER_ROLES:
         path = outputs.get(role)
         if not path:
             continue
@@ -122,7 +121,7 @@ def add_predict_results(result: dict, label: str, project: QgsProject | None = N
             continue
         how = style_for_role(layer, role, schemes.get("coarse_scheme") if role == VIEW_COARSE else scheme,
                              opacity=opacity)
-        if role in CLASS_MAP_ROLES and not how:
+        if role in roles.CLASS_MAP_ROLES and not how:
             run.warnings.append(f"{path}: no .qml and no known class scheme; left unstyled.")
         ordered.append((role, layer))
     polygons = outputs.get(roles.POLYGONS)

@@ -90,21 +90,19 @@ def style_for_role(layer: QgsMapLayer, role: str, scheme=None, classes=None,
     .qml or scheme, confidence as a ramp, polygons by class. Returns how ("qml", "scheme",
     "ramp", "categories") or "" when nothing could style it. The panel and Processing both call
     this, so a result looks the same whichever ran it."""
-    how = ""
     if role in roles.CLASS_MAP_ROLES:
-        how = style_result_layer(layer, scheme, opacity)
-    elif role == roles.CONFIDENCE:
+        return style_result_layer(layer, scheme, opacity)  # applies the opacity itself
+    if role == roles.CONFIDENCE:
         confidence_renderer(layer)
-        how = "ramp"
-    elif role == roles.POLYGONS and (classes or scheme):
-        categorized_polygons(layer, classes or scheme)
-        how = "categories"
-    if how and how != "qml" and opacity is not None:
-        if isinstance(layer, QgsVectorLayer):
-            layer.setOpacity(float(opacity))
-        elif layer.renderer() is not None:
+        if opacity is not None:
             layer.renderer().setOpacity(float(opacity))
-    return how
+        return "ramp"
+    if role == roles.POLYGONS and (classes or scheme):
+        categorized_polygons(layer, classes or scheme)
+        if opacity is not None:
+            layer.setOpacity(float(opacity))
+        return "categories"
+    return ""
 
 
 def run_group_name(label: str, when: _dt.datetime | None = None) -> str:

@@ -22,10 +22,7 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from ..core import settings
-from ..core.predict_job import (
-    JobError,
-    resolve_model,
-)
+from ..core.predict_job import JobError
 
 RASTER_FILTER = "Rasters (*.tif *.tiff *.vrt *.jp2 *.img);;All files (*)"
 MODEL_FILTER = "SparseViT model (bundle.json *.safetensors);;All files (*)"
@@ -141,6 +138,8 @@ class ModelInput(QWidget):
         return self.file_widget.filePath().strip() if self.custom_radio.isChecked() else ""
 
     def model(self) -> str:
+        """The model for a :class:`~..core.predict_job.PredictRequest` (which resolves and checks
+        it): the chosen path, "" for the bundled default."""
         if self.custom_radio.isChecked() and not self.chosen():
             raise JobError(tr("Choose a model folder or file, or use the bundled default model."))
-        return resolve_model(self.chosen())
+        return self.chosen()

@@ -1,4 +1,4 @@
-"""The recipe of the bundled default model (``make model``): real EuroSAT patches, CPU, ~100 min.
+"""The recipe of the bundled default model (``make model``): real EuroSAT patches, CPU, ~65 min.
 
     python -m sparsevit.recipes.default_model --out resources/models/default
 
@@ -48,7 +48,8 @@ from ..pseudomasks.generate import PseudomaskOptions, iter_dataset_pseudomasks
 from ..refine.checkpoint import save_segmenter
 from ..refine.iterate import RefineConfig, evaluate_segmenter, refine
 from ..refine.train import SegTrainConfig
-from ..training import TrainConfig, multilabel_scores, predict_probs, save_checkpoint, train
+from ..schemes import IGNORE, load_mapping
+from ..training import TrainConfig, evaluate, save_checkpoint, train
 from ..training.checkpoint import load_model, normalizer_from_config
 from ..training.data import TorchSampleDataset
 from ..training.normalization import compute_stats
@@ -133,35 +134,38 @@ def prune_and_recover(mcfg, train_ds, base_ck, norm, lambda_l0: float, ft_epochs
     return rec.model.eval()
 
 
-def water_check(bundle_dir: Path) -> dict:
-    """Predict the bundled Sen1Floods11 chip and score water (River+SeaLake) against its
-    hand labels: the one real, pixel-labelled scene the repository carries."""
+def sen1floods11_water(bundle) -> dict:
+    """Predict the bundled Sen1Floods11 chip and score the coarse map's Water (River + SeaLake)
+    against its hand labels: the one real, pixel-labelled scene the repository carries. Used by
+    the recipe's card and by ``benchmarks/bench_real.py``."""
     import rasterio
 
     from ..predict import PredictOptions, predict_scene
 
     sample = resource("sample")
-    bundle = load_bundle(bundle_dir)
-    water = [i for i, n in enumerate(bundle.scheme.names) if n in ("River", "SeaLake")]
+    coarse = load_mapping("eurosat_to_eurosat_coarse")
     with tempfile.TemporaryDirectory() as tmp:
         s = predict_scene(bundle, sample / "Spain_7370579_S2Hand.tif", Path(tmp),
                           opts=PredictOptions(overview=False, stats=False))
         with rasterio.open(s["outputs"]["landcover"]) as lc, \
                 rasterio.open(sample / "Spain_7370579_LabelHand.tif") as ref:
-            pred = np.isin(lc.read(1), [bundle.scheme.values[i] for i in water]).astype(np.uint8)
+            pred = (coarse.lut[lc.read(1)] == coarse.target.by_name("Water").value).astype(np.uint8)
             truth = ref.read(1)
-    target = np.where(truth < 0, 255, truth).astype(np.uint8)
+    target = np.where(truth < 0, IGNORE, truth).astype(np.uint8)  # -1: not labelled
     ev = EvaluationSet(2, class_names=["not water", "water"])
     ev.add("Spain_7370579", pred, target)
     sc = ev.summary()["scores"]
-    return {"scene": "Sen1Floods11 Spain_7370579 (S2 L1C, hand-labelled water)",
-            "water_iou": sc["per_class"]["iou"][1], "overall_accuracy": sc["overall_accuracy"],
+    return {"water_iou": sc["per_class"]["iou"][1], "overall_accuracy": sc["overall_accuracy"],
             "water_pixels_true": int((target == 1).sum()), "water_pixels_predicted": int(pred.sum())}
 
 
+def water_check(bundle_dir: Path) -> dict:
+    return {"scene": "Sen1Floods11 Spain_7370579 (S2 L1C, hand-labelled water)",
+            **sen1floods11_water(load_bundle(bundle_dir))}
+
+
 def _macro_f1(model, norm, test_ds, names: list[str]) -> dict:
-    probs, targets = predict_probs(model, TorchSampleDataset(test_ds, norm, train=False), batch_size=16)
-    return multilabel_scores(probs, targets, class_names=names)
+    return evaluate(model, TorchSampleDataset(test_ds, norm, train=False), names, batch_size=16)
 
 
 def train_classifier(args, train_ds, test_ds, names: list[str], tmp: Path, progress, card: dict):
@@ -274,6 +278,7 @@ def main(argv=None) -> int:
     names = list(train_ds.scheme.names)
     n_rgb = sum(len(n) for n in train_ds._rgb_names)
     n_ms = sum(len(n) for n in train_ds._ms_names)
+    n_test = sum(len(n) for n in test_ds._ms_names)
     given = list(sys.argv[1:] if argv is None else argv)
     # the flags that made this model, without where it was written or read from
     shown = [a for i, a in enumerate(given) if a not in ("--out", "--data")
@@ -287,7 +292,8 @@ def main(argv=None) -> int:
                                     f"{args.train_scenes} fresh 128 px scenes of 1-4 classes every epoch; 40% MS "
                                     "(band dropout), 60% RGB; gain/offset, haze, L2A-like, 8-bit and 0.7-1.4x "
                                     "scale augmentation",
-                           "test": f"{args.test_scenes} fixed 256 px scenes of the 113 held-out MS patches, all bands"},
+                           "test": f"{args.test_scenes} fixed 256 px scenes of the {n_test} held-out MS patches, "
+                                   "all bands"},
                   "scheme": "eurosat", "bands": list(bands), "required_bands": list(RGB_BANDS),
                   "coarse_mapping": "eurosat_to_eurosat_coarse", "trained_on_level": "L1C"}
     with tempfile.TemporaryDirectory() as tmp:

@@ -50,7 +50,7 @@ else
       networkx==3.3 jinja2==3.1.4 markupsafe==2.1.5 fsspec==2024.9.0 setuptools==78.1.0
   fi
   log "installing pinned engine and test dependencies"
-  "${PIP[@]}" install -r "$ROOT/requirements/engine.txt" -r "$ROOT/requirements/dev.txt"
+  "${PIP[@]}" install -r "$ROOT/requirements/engine.txt" -r "$ROOT/requirements/onnx.txt" -r "$ROOT/requirements/dev.txt"
   "${PIP[@]}" install --no-deps -r "$ROOT/requirements/nodeps.txt"
   "${PIP[@]}" install --no-deps --no-build-isolation -e "$ROOT/engine"
   echo "$want" > "$STAMP"
@@ -67,6 +67,7 @@ if torch.version.cuda is not None or "+cpu" not in torch.__version__:
     problems.append(f"torch {torch.__version__} is not the CPU build (cuda={torch.version.cuda})")
 import sparsevit.compat  # noqa: F401  (makes torchvision importable for timm)
 import timm, rasterio, sklearn, scipy, safetensors  # noqa: F401
+import onnx, onnxruntime  # noqa: F401  (sparsevit export-model, benchmarks/bench_peers.py)
 if problems:
     sys.exit("[setup] SANITY CHECK FAILED:\n  " + "\n  ".join(problems))
 print(f"[setup] ok: python {sys.version.split()[0]}, numpy {numpy.__version__}, torch {torch.__version__}, "

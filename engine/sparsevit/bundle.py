@@ -22,7 +22,7 @@ from .formats import read_json_document
 from .io.atomic import write_text_atomic
 from .models.vit import SparseViT
 from .paths import default_model_path
-from .schemes import ClassScheme, load_scheme
+from .schemes import ClassScheme, load_scheme, read_scheme_file
 from .training.checkpoint import load_model, normalizer_from_config
 from .training.normalization import Normalizer
 
@@ -83,12 +83,14 @@ class ModelBundle:
                 "pseudomask": self.pseudomask.__dict__, "tile": self.tile, "overlap": self.overlap}
 
 
-def _scheme_for(doc: dict, where: Path) -> ClassScheme:
+def _scheme_for(doc: dict, where: Path, own: Path | None = None) -> ClassScheme:
+    """The classifier's scheme: the bundle's own ``scheme.json`` (a model trained on an
+    analyst's classes by ``sparsevit fit``) or one of ``resources/schemes`` by name."""
     classes = doc.get("classes", {})
     name = classes.get("scheme") if isinstance(classes, dict) else None
     if not name:
         raise InputError("the model names no class scheme", path=where, fix=_FIX)
-    scheme = load_scheme(name)
+    scheme = read_scheme_file(own) if own is not None else load_scheme(name)
     if list(scheme.names) != list(classes.get("names", [])):
         raise InputError(f"the model's class names do not match scheme '{name}'", path=where,
                          fix="retrain the model or fix its JSON 'classes'")
@@ -135,7 +137,8 @@ def load_bundle(path: str | Path | None = None) -> ModelBundle:
             if bool(sdoc["segmenter"].get("band_flexible")) != bool(model.config.band_flexible):
                 raise InputError("one of classifier and segmenter is band-flexible, the other not",
                                  path=meta, fix=_FIX)
-        return ModelBundle(p, model, cdoc, normalizer_from_config(cdoc), _scheme_for(cdoc, meta),
+        own = _member(p, doc["scheme"], meta) if doc.get("scheme") else None
+        return ModelBundle(p, model, cdoc, normalizer_from_config(cdoc), _scheme_for(cdoc, meta, own),
                            seg, sdoc, pm, tile, overlap, card)
     if not p.exists() and not p.with_suffix(".safetensors").exists() and not Path(str(p) + ".safetensors").exists():
         raise InputError("model not found", path=p, fix=_FIX)
@@ -145,8 +148,12 @@ def load_bundle(path: str | Path | None = None) -> ModelBundle:
 
 def write_bundle_json(folder: str | Path, *, classifier: str, segmenter: str | None,
                       pseudomask: PseudomaskSettings, tile: int = 256, overlap: int = 32,
-                      card: dict | None = None) -> Path:
+                      card: dict | None = None, scheme: str | None = None) -> Path:
+    """``scheme``: the bundle's own class scheme file (e.g. ``scheme.json``), for classes that
+    are not in ``resources/schemes``."""
     doc = {"format": FORMAT, "format_version": FORMAT_VERSION, "classifier": classifier,
            "segmenter": segmenter, "pseudomask": pseudomask.__dict__, "tile": tile,
            "overlap": overlap, "card": card or {}}
+    if scheme:
+        doc["scheme"] = scheme
     return write_text_atomic(Path(folder) / "bundle.json", json.dumps(doc, indent=2, default=float))

@@ -17,7 +17,8 @@ from .errors import SparseVitError
 from .progress import Progress
 
 # Order is the order in ``sparsevit --help``. A module missing here is simply not offered.
-COMMAND_MODULES = ["info", "mosaic", "train", "pseudomasks", "refine", "predict", "evaluate", "export"]
+COMMAND_MODULES = ["info", "mosaic", "train", "pseudomasks", "refine", "predict", "evaluate", "export",
+                   "grid", "fit", "export_model"]
 
 
 def build_parser() -> argparse.ArgumentParser:

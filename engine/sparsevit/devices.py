@@ -6,10 +6,11 @@ from typing import Any
 
 
 def resolve_device(requested: str | None = None):
-    """``torch.device`` of ``requested`` ("cpu", "cuda", "cuda:1" ...); None: CUDA when available."""
+    """``torch.device`` of ``requested`` ("cpu", "cuda", "cuda:1" ...); None or "auto": CUDA when
+    available."""
     import torch
 
-    if requested:
+    if requested and requested != "auto":
         return torch.device(requested)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 

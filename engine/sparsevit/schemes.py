@@ -204,6 +204,11 @@ def load_scheme(name_or_path: str | Path | ClassScheme) -> ClassScheme:
     return _load_scheme_cached(str(_resolve(name_or_path, "schemes")))
 
 
+def read_scheme_file(path: str | Path) -> ClassScheme:
+    """A scheme JSON file read now, not cached (a model's own scheme may be rewritten in place)."""
+    return scheme_from_dict(_read_json(Path(path), "scheme"), path)
+
+
 def available_schemes() -> list[str]:
     return sorted(p.stem for p in resource("schemes").glob("*.json"))
 

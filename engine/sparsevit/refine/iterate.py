@@ -111,13 +111,17 @@ def train_on_masks(dataset: Any, masks: Mapping[str, np.ndarray] | None, normali
 
 def refine(dataset: Any, pseudomasks: Mapping[str, np.ndarray], normalizer, in_channels: int,
            cfg: RefineConfig, use_s1: bool = False, progress: Progress | None = None,
-           on_iteration: Callable[[int, nn.Module, dict], None] | None = None) -> list[nn.Module]:
-    """Run ``cfg.iterations`` rounds; returns the segmenter of every iteration (it1, it2, ...)."""
+           on_iteration: Callable[[int, nn.Module, dict], None] | None = None,
+           init: nn.Module | None = None) -> list[nn.Module]:
+    """Run ``cfg.iterations`` rounds; returns the segmenter of every iteration (it1, it2, ...).
+    ``init``: iteration 1 fine-tunes a copy of this trained segmenter (same classes) instead of
+    starting from scratch."""
     progress = progress or null_progress()
     masks = dict(pseudomasks)
     models = []
+    first = init
     for it in range(1, cfg.iterations + 1):
-        init = models[-1] if models and cfg.warm_start_lr is not None else None
+        init = models[-1] if models and cfg.warm_start_lr is not None else (first if it == 1 else None)
         model, history = train_on_masks(dataset, masks, normalizer, in_channels, cfg, use_s1,
                                         seed_offset=it, progress=progress, stage=f"refine_it{it}",
                                         init=init)

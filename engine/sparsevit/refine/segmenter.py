@@ -94,6 +94,23 @@ def build_segmenter(name_or_config: str | SegmenterConfig | dict, in_channels: i
     return model
 
 
+def with_num_classes(model: nn.Module, num_classes: int, seed: int = 0) -> nn.Module:
+    """A copy of ``model`` whose last layer predicts ``num_classes`` (new, seeded weights), the
+    rest kept: fine-tuning a trained segmenter for another class scheme (``sparsevit fit``)."""
+    import copy
+
+    new = copy.deepcopy(model)
+    net = new.net if isinstance(new, BandFlexible) else new
+    head = getattr(net, "segmentation_head", None)
+    conv = head[0] if isinstance(head, nn.Sequential) and isinstance(head[0], nn.Conv2d) else None
+    if conv is None:
+        raise ValueError(f"cannot find the segmentation head of {type(net).__name__}")
+    torch.manual_seed(seed)
+    head[0] = nn.Conv2d(conv.in_channels, num_classes, conv.kernel_size, conv.stride, conv.padding,
+                        bias=conv.bias is not None)
+    return new
+
+
 @torch.no_grad()
 def predict_logits_padded(model: nn.Module, x: torch.Tensor, multiple: int = 32) -> torch.Tensor:
     """Run ``model`` on inputs whose size is not a multiple of the encoder stride.

@@ -1,0 +1,1 @@
+"""Training on an analyst's own image-level labels: tile grids, tags, ``sparsevit fit``."""

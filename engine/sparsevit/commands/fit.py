@@ -59,7 +59,8 @@ def run(args, progress) -> int:
 
     opts = FitOptions(layer=args.layer, field=args.field, classes=args.classes, tile=args.tile,
                       base=args.base, from_scratch=args.from_scratch, epochs=args.epochs,
-                      refine_epochs=args.refine_epochs, iterations=args.iterations, holdout=args.holdout, spectral=not args.no_spectral,
+                      refine_epochs=args.refine_epochs, iterations=args.iterations, holdout=args.holdout,
+                      spectral=not args.no_spectral,
                       seed=args.seed, band_order=parse_band_order(args.band_order),
                       radiometry=args.radiometry,
                       predict=not args.no_predict, resume=args.resume, overwrite=args.overwrite,

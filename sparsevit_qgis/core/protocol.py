@@ -39,6 +39,10 @@ AREAS_COARSE_CSV = "areas_coarse_csv"
 POLYGONS = "polygons"
 OVERVIEW = "overview"
 RUN = "run"
+#: ``sparsevit fit``: the trained model bundle folder (kind "model"); ``sparsevit grid``: the
+#: tile grid GeoPackage (kind "vector")
+ROLE_MODEL = "model"
+ROLE_GRID = "grid"
 #: the class rasters, coarse first: the order they are added to a run's group
 CLASS_MAP_ROLES = (LANDCOVER_COARSE, LANDCOVER, PSEUDOMASK)
 #: every raster role, in layer order (top first)

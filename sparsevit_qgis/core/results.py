@@ -20,7 +20,7 @@ from qgis.core import (
 
 from . import protocol as roles
 from . import settings
-from .schemes import SchemeError, find_scheme
+from .schemes import SchemeError, as_scheme, find_scheme
 from .styling import (
     add_basemap,
     add_layers_to_group,
@@ -99,7 +99,7 @@ def add_predict_results(result: dict, label: str, project: QgsProject | None = N
     for key in ("scheme", "coarse_scheme"):
         if result.get(key):
             try:
-                schemes[key] = find_scheme(result[key])
+                schemes[key] = as_scheme(result[key])
             except SchemeError as exc:
                 log(str(exc))
     scheme = schemes.get("scheme")
@@ -157,6 +157,12 @@ def add_predict_results(result: dict, label: str, project: QgsProject | None = N
     for w in run.warnings:
         log(w)
     return run
+
+
+def has_map_outputs(result: dict) -> bool:
+    """Whether a result (``predict``, or ``fit`` that mapped its rasters) names a raster to add."""
+    outputs = result.get("outputs") or {}
+    return any(outputs.get(role) for role in roles.RASTER_ROLES)
 
 
 def collapse_hidden(run: RunLayers) -> None:

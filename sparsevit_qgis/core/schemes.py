@@ -98,3 +98,13 @@ def find_scheme(name_or_path: str | Path) -> Scheme:
     if str(name_or_path) in known:
         return load_scheme(known[str(name_or_path)])
     raise SchemeError(f"{name_or_path}: unknown class scheme; known: {', '.join(known) or 'none'}.")
+
+
+def as_scheme(value) -> Scheme:
+    """A scheme from what a result event or a caller gives: a :class:`Scheme`, a scheme dict
+    (``sparsevit fit`` sends the analyst's scheme itself), a file path or a bundled name."""
+    if isinstance(value, Scheme):
+        return value
+    if isinstance(value, dict):
+        return scheme_from_dict(value, str(value.get("name") or "class scheme"))
+    return find_scheme(value)

@@ -90,3 +90,20 @@ def missing_default_model_message() -> str:
 
 def set_model_path(path: str) -> None:
     _set("run/model", path or "")
+
+
+def trained_model_paths() -> list[str]:
+    """Model folders trained in the panel (newest first), as stored; see
+    :mod:`~.model_registry` for the ones that still exist."""
+    import json
+    text = _get("models/trained", "", str)
+    try:
+        paths = json.loads(text) if text else []
+    except ValueError:
+        return []
+    return [str(p) for p in paths if isinstance(p, str) and p.strip()] if isinstance(paths, list) else []
+
+
+def set_trained_model_paths(paths) -> None:
+    import json
+    _set("models/trained", json.dumps([str(p) for p in paths]))

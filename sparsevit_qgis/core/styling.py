@@ -30,7 +30,7 @@ from qgis.PyQt.QtGui import QColor
 
 from . import protocol as roles
 from . import settings
-from .schemes import Scheme, SchemeClass, find_scheme
+from .schemes import Scheme, SchemeClass, as_scheme
 
 
 def paletted_renderer(layer: QgsRasterLayer, scheme: Scheme, band: int = 1) -> QgsPalettedRasterRenderer:
@@ -42,8 +42,7 @@ def paletted_renderer(layer: QgsRasterLayer, scheme: Scheme, band: int = 1) -> Q
 def apply_scheme(layer: QgsRasterLayer, scheme: Scheme | str | Path, band: int = 1,
                  opacity: float | None = None, ignore_as_nodata: bool = True) -> QgsPalettedRasterRenderer:
     """Named, coloured classes on ``layer``; the scheme's ignore value becomes transparent."""
-    if not isinstance(scheme, Scheme):
-        scheme = find_scheme(scheme)
+    scheme = as_scheme(scheme)
     if ignore_as_nodata and scheme.ignore_value is not None:
         provider = layer.dataProvider()
         provider.setUserNoDataValue(band, [QgsRasterRange(scheme.ignore_value, scheme.ignore_value)])
@@ -183,8 +182,8 @@ def categorized_polygons(layer: QgsVectorLayer,
                          field: str = "class_value") -> QgsCategorizedSymbolRenderer:
     """Class polygons in the scheme's colours and names (the engine's ``class_value`` field).
     ``scheme`` may also be the classes of the raster the polygons came from."""
-    if isinstance(scheme, (str, Path)):
-        scheme = find_scheme(scheme)
+    if isinstance(scheme, (str, Path, dict)):
+        scheme = as_scheme(scheme)
     classes = scheme.classes if isinstance(scheme, Scheme) else list(scheme)
     categories = []
     for c in classes:

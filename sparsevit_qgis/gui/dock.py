@@ -1,5 +1,6 @@
-"""The SparseViT panel: inputs, model, area, options, run/cancel with progress, device and engine
-log; then the results of the last run (view toggles, opacity, basemap) and their export.
+"""The SparseViT panel: inputs, model, training on your own tags (gui/train_section.py), area,
+options, run/cancel with progress, device and engine log; then the results of the last run (view
+toggles, opacity, basemap) and their export.
 
 Built in code (no .ui file to compile). Engine work runs in an :class:`EngineTask`; this widget
 only reads the form on the main thread, turns it into engine arguments and shows events.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import time
 from pathlib import Path
 
 from qgis.core import (
@@ -49,6 +51,7 @@ from ..core import settings
 from ..core.engine_locator import clear_cache, locate_engine
 from ..core.engine_runner import EngineOutcome
 from ..core.engine_task import EngineTask
+from ..core.fit_job import eta_text
 from ..core.predict_job import (
     LEVELS,
     JobError,
@@ -73,6 +76,7 @@ from ..core.results import (
 )
 from ..core.styling import set_group_opacity
 from .inputs import ModelInput, RasterInput, tr
+from .train_section import TrainSection
 
 AREA_WHOLE, AREA_CANVAS, AREA_POLYGON = "whole", "canvas", "polygon"
 # (engine --format, label, extension)
@@ -94,6 +98,7 @@ class SparseVitDock(QgsDockWidget):
         self._run_label = ""
         self._run_started: _dt.datetime | None = None
         self.last_run: RunLayers | None = None
+        self._stage_t0: float | None = None
         self._build()
         self._set_running(False)
         self.refresh_engine_label()
@@ -127,6 +132,11 @@ class SparseVitDock(QgsDockWidget):
         self.model_input = ModelInput(model_box)
         model_col.addWidget(self.model_input)
         outer.addWidget(model_box)
+
+        # tag tiles, train on the tags, map (gui/train_section.py); uses start() below
+        self.train_section = TrainSection(self, body)
+        self.train_section.setCollapsed(True)
+        outer.addWidget(self.train_section)
 
         area_box = QgsCollapsibleGroupBox(tr("Area"), body)
         area_col = QVBoxLayout(area_box)
@@ -417,13 +427,16 @@ class SparseVitDock(QgsDockWidget):
         return self.start("export", args, tr("SparseViT: export land cover"),
                           lambda outcome: self._export_done(outcome, fmt, source_id))
 
-    def start(self, command: str, args: list[str], description: str, on_done) -> EngineTask | None:
+    def start(self, command: str, args: list[str], description: str, on_done,
+              on_failed=None) -> EngineTask | None:
+        """Run ``sparsevit <command> <args>`` as a task; ``on_done(outcome)`` after success,
+        ``on_failed(outcome)`` after a failure or cancel (on the main thread)."""
         if self._task is not None:
             self.show_error(tr("A SparseViT run is already going; cancel it first."))
             return None
         self.log.appendPlainText(f"$ sparsevit {command} " + " ".join(args))
         task = EngineTask(description, command, args,
-                          on_finished=lambda outcome: self._finished(outcome, command, on_done))
+                          on_finished=lambda outcome: self._finished(outcome, command, on_done, on_failed))
         task.engine_event.connect(self.on_event)
         self._task = task  # keeps the Python object alive until finished() ran
         self._set_running(True)
@@ -487,6 +500,7 @@ class SparseVitDock(QgsDockWidget):
     def on_event(self, event: dict) -> None:
         kind = event.get("event")
         if kind == "stage_start":
+            self._stage_t0 = time.monotonic()
             total = event.get("total")
             self.stage_label.setText(tr("Stage: {0}").format(event.get("stage", "")))
             if total:
@@ -498,8 +512,12 @@ class SparseVitDock(QgsDockWidget):
             fraction = event.get("fraction")
             stage = event.get("stage", "")
             done, total = event.get("done"), event.get("total")
+            eta = ""
+            if fraction is not None and self._stage_t0 is not None:
+                eta = eta_text(time.monotonic() - self._stage_t0, float(fraction))
             if total:
-                self.stage_label.setText(tr("Stage: {0} ({1}/{2})").format(stage, done, total))
+                self.stage_label.setText(tr("Stage: {0} ({1}/{2})").format(stage, done, total)
+                                         + (f", {tr(eta)}" if eta else ""))
             if fraction is None:
                 self.progress.setRange(0, 0)
             else:
@@ -520,8 +538,9 @@ class SparseVitDock(QgsDockWidget):
         self.device_label.setText(tr("Device: {0}").format(name or device.upper()))
         self.device_label.setToolTip(tr("The engine runs on the {0} ({1})").format(kind, device))
 
-    def _finished(self, outcome: EngineOutcome, command: str, on_done) -> None:
+    def _finished(self, outcome: EngineOutcome, command: str, on_done, on_failed=None) -> None:
         self._task = None
+        self._stage_t0 = None
         self._set_running(False)
         self.progress.setRange(0, 100)
         if outcome.ok:
@@ -538,6 +557,8 @@ class SparseVitDock(QgsDockWidget):
             self.show_error(outcome.message)
             if outcome.stderr.strip():
                 self.log.appendPlainText(outcome.stderr.strip()[-4000:])
+        if on_failed is not None:
+            on_failed(outcome)
         if command == "predict" and self._run_dir is not None:
             if discard_run_folder(self._run_dir):
                 self.log.appendPlainText(tr("Removed the run folder {0}").format(self._run_dir))
@@ -547,6 +568,11 @@ class SparseVitDock(QgsDockWidget):
 
     def _inspect_done(self, outcome: EngineOutcome) -> None:
         self.log.appendPlainText(format_band_report(outcome.result or {}))
+
+    def show_map_result(self, outcome: EngineOutcome, label: str, when: _dt.datetime | None) -> None:
+        """Add a result's maps (a training run's, which has the predict roles) as the last run."""
+        self._run_label, self._run_started = label, when
+        self._predict_done(outcome)
 
     def _predict_done(self, outcome: EngineOutcome) -> None:
         result = outcome.result or {}
@@ -603,6 +629,7 @@ class SparseVitDock(QgsDockWidget):
         for b in (self.run_button, self.inspect_button, self.engine_button, self.export_button):
             b.setEnabled(not running)
         self.cancel_button.setEnabled(running)
+        self.train_section.set_running(running)
 
     def show_error(self, message: str) -> None:
         self.log.appendPlainText(f"[error] {message}")
@@ -613,6 +640,7 @@ class SparseVitDock(QgsDockWidget):
 
     def shutdown(self) -> None:
         """Called on plugin unload: no engine may outlive the plugin."""
+        self.train_section.shutdown()
         if self._task is not None:
             self._task.cancel()
             self._task = None

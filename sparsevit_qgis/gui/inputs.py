@@ -1,5 +1,5 @@
 """The panel's input widgets: a raster (layer, file or per-band folder) and a model (the bundled
-default or a folder/file), each a file chooser with a Folder... button."""
+default, a trained model or a folder/file), each a file chooser with a Folder... button."""
 from __future__ import annotations
 
 from qgis.core import (
@@ -9,9 +9,10 @@ from qgis.gui import (
     QgsFileWidget,
     QgsMapLayerComboBox,
 )
-from qgis.PyQt.QtCore import QCoreApplication
+from qgis.PyQt.QtCore import QCoreApplication, Qt
 from qgis.PyQt.QtWidgets import (
     QButtonGroup,
+    QComboBox,
     QFileDialog,
     QHBoxLayout,
     QLabel,
@@ -21,7 +22,7 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
-from ..core import settings
+from ..core import model_registry, settings
 from ..core.predict_job import JobError
 
 RASTER_FILTER = "Rasters (*.tif *.tiff *.vrt *.jp2 *.img);;All files (*)"
@@ -87,15 +88,22 @@ class RasterInput(QWidget):
 
 
 class ModelInput(QWidget):
-    """The bundled default model, or a chosen model folder (bundle.json) or classifier file."""
+    """The bundled default model, one of the user's trained models (remembered in QgsSettings,
+    see :mod:`~..core.model_registry`), or a chosen model folder (bundle.json) or classifier
+    file."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.default_radio = QRadioButton(tr("Bundled default model"), self)
+        self.trained_radio = QRadioButton(tr("Trained model"), self)
         self.custom_radio = QRadioButton(tr("Model folder or file"), self)
         self.group = QButtonGroup(self)
-        self.group.addButton(self.default_radio)
-        self.group.addButton(self.custom_radio)
+        for b in (self.default_radio, self.trained_radio, self.custom_radio):
+            self.group.addButton(b)
+        self.trained_combo = QComboBox(self)
+        self.trained_combo.setToolTip(tr("Models trained in this panel (Train); hover an entry "
+                                         "for its classes and scores"))
+        self.trained_combo.currentIndexChanged.connect(self._trained_tooltip)
         row = file_and_folder_row(self, MODEL_FILTER, tr("model folder (bundle.json) or .safetensors"),
                                   tr("Choose a model folder (the one holding bundle.json)"),
                                   self._choose_folder)
@@ -105,24 +113,77 @@ class ModelInput(QWidget):
         col.setContentsMargins(0, 0, 0, 0)
         col.addWidget(self.default_radio)
         col.addWidget(self.default_label)
+        col.addWidget(self.trained_radio)
+        col.addWidget(self.trained_combo)
         col.addWidget(self.custom_radio)
         col.addLayout(row)
+        self.refresh_trained()
         saved = settings.model_path()
-        self.file_widget.setFilePath(saved)
-        (self.custom_radio if saved else self.default_radio).setChecked(True)
+        if saved and self._trained_index(saved) >= 0:
+            self.trained_combo.setCurrentIndex(self._trained_index(saved))
+            self.trained_radio.setChecked(True)
+        else:
+            self.file_widget.setFilePath(saved)
+            (self.custom_radio if saved else self.default_radio).setChecked(True)
         self.custom_radio.toggled.connect(self._sync)
+        self.trained_radio.toggled.connect(self._sync)
         self._sync()
 
     def _sync(self) -> None:
         custom = self.custom_radio.isChecked()
         self.file_widget.setEnabled(custom)
         self.folder_button.setEnabled(custom)
+        self.trained_combo.setEnabled(self.trained_radio.isChecked())
+        self.trained_radio.setEnabled(self.trained_combo.count() > 0)
         default = settings.default_model_path()
         present = default is not None and (default / "bundle.json").is_file()
         self.default_label.setText(tr("  {0}").format(default) if present
                                    else tr("  missing: {0}").format(default or tr("no resources folder")))
         self.default_label.setToolTip(settings.missing_default_model_message() if not present else "")
+        if present:
+            self.default_radio.setToolTip(model_registry.model_summary(default))
 
+    # --- trained models ------------------------------------------------------------------
+    def _trained_index(self, path: str) -> int:
+        folder = str(model_registry.model_folder(path)) if path else ""
+        for i in range(self.trained_combo.count()):
+            if self.trained_combo.itemData(i) == folder:
+                return i
+        return -1
+
+    def _trained_tooltip(self, *_):
+        path = self.trained_combo.currentData()
+        self.trained_combo.setToolTip(model_registry.model_summary(path) if path else "")
+
+    def refresh_trained(self) -> None:
+        """Re-read the remembered trained models (the current one stays selected)."""
+        current = self.trained_combo.currentData()
+        self.trained_combo.blockSignals(True)
+        self.trained_combo.clear()
+        for path in model_registry.trained_models():
+            self.trained_combo.addItem(model_registry.model_label(path), path)
+            self.trained_combo.setItemData(self.trained_combo.count() - 1,
+                                           model_registry.model_summary(path), Qt.ToolTipRole)
+        index = self._trained_index(current) if current else -1
+        self.trained_combo.setCurrentIndex(max(index, 0) if self.trained_combo.count() else -1)
+        self.trained_combo.blockSignals(False)
+        self._trained_tooltip()
+        self.trained_radio.setEnabled(self.trained_combo.count() > 0)
+
+    def add_trained(self, path: str, select: bool = True) -> str:
+        """Remember a newly trained model and (``select``) make it the chosen model."""
+        folder = model_registry.add_trained_model(path)
+        self.refresh_trained()
+        if select:
+            self.trained_combo.setCurrentIndex(self._trained_index(folder))
+            self.trained_radio.setChecked(True)
+            self._sync()
+        return folder
+
+    def trained_paths(self) -> list[str]:
+        return [self.trained_combo.itemData(i) for i in range(self.trained_combo.count())]
+
+    # --- choice --------------------------------------------------------------------------
     def _choose_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, tr("Model folder (with bundle.json)"),
                                                   self.file_widget.filePath() or "")
@@ -135,6 +196,8 @@ class ModelInput(QWidget):
 
     def chosen(self) -> str:
         """The user's path; empty for the default model."""
+        if self.trained_radio.isChecked():
+            return self.trained_combo.currentData() or ""
         return self.file_widget.filePath().strip() if self.custom_radio.isChecked() else ""
 
     def model(self) -> str:
@@ -142,4 +205,6 @@ class ModelInput(QWidget):
         it): the chosen path, "" for the bundled default."""
         if self.custom_radio.isChecked() and not self.chosen():
             raise JobError(tr("Choose a model folder or file, or use the bundled default model."))
+        if self.trained_radio.isChecked() and not self.chosen():
+            raise JobError(tr("Choose a trained model, or use the bundled default model."))
         return self.chosen()

@@ -8,8 +8,8 @@ import pytest
 
 def test_provider_lists_one_algorithm_per_engine_command(provider):
     assert sorted(a.id() for a in provider.algorithms()) == [
-        "sparsevit:evaluate", "sparsevit:export", "sparsevit:info", "sparsevit:predict",
-        "sparsevit:train"]
+        "sparsevit:evaluate", "sparsevit:export", "sparsevit:fit", "sparsevit:grid", "sparsevit:info",
+        "sparsevit:predict", "sparsevit:train"]
 
 
 def test_info_algorithm_returns_the_band_report(provider, real_engine, engine_setting):

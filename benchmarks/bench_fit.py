@@ -137,7 +137,8 @@ def score(pred_path: Path, ref: np.ndarray, tagged: list[tuple[int, int]], names
             "scored_tagged_tiles": scored_tagged}
 
 
-def supervised_run(fit_out: Path, raster: Path, ref: np.ndarray, classes: dict, out: Path, seed: int) -> Path:
+def supervised_run(fit_out: Path, raster: Path, ref: np.ndarray, classes: dict, out: Path, seed: int,
+                   refine_epochs: int) -> Path:
     """The weak run's tiles and classifier, the segmenter trained on the tiles' TRUE masks."""
     from sparsevit.bundle import load_bundle, write_bundle_json
     from sparsevit.fit.labels import read_labels
@@ -149,7 +150,7 @@ def supervised_run(fit_out: Path, raster: Path, ref: np.ndarray, classes: dict, 
 
     weak = load_bundle(fit_out / "model")
     base = load_bundle(None)
-    opts = FitOptions(seed=seed)
+    opts = FitOptions(seed=seed, refine_epochs=refine_epochs)
     with open_s2(raster, required=base.min_bands) as sc:
         labels = read_labels(fit_out / "labels.gpkg", [sc.grid], tile=TILE, scheme=classes)
         held = set(weak.card.get("holdout_ids", []))
@@ -191,7 +192,7 @@ def one_run(name: str, raster: Path, ref: np.ndarray, classes: dict, n: int, see
            "weak": score(Path(summary["outputs"]["landcover"]), ref, tagged, names, values),
            "pseudomask": score(Path(summary["outputs"]["pseudomask"]), ref, tagged, names, values)}
     if supervised:
-        lc = supervised_run(run, raster, ref, classes, work / f"{name}_n{n}_supervised", seed)
+        lc = supervised_run(run, raster, ref, classes, work / f"{name}_n{n}_supervised", seed, refine_epochs)
         row["supervised"] = score(lc, ref, tagged, names, values)
     return row
 
@@ -216,7 +217,7 @@ def main(argv=None) -> int:
     ap.add_argument("--mosaics", type=int, default=1, help="mosaic scenes per N")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=8)
-    ap.add_argument("--refine-epochs", type=int, default=6)
+    ap.add_argument("--refine-epochs", type=int, default=12)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-supervised", action="store_true")
     ap.add_argument("--no-spectral", action="store_true", help="fit without the per-pixel sharpening")
@@ -238,7 +239,7 @@ def main(argv=None) -> int:
         for n in args.n:
             for name, raster, ref, classes in scenes:
                 row = one_run(name, raster, ref, classes, n, args.seed, work,
-                              supervised=name.startswith("mosaic") and not args.no_supervised,
+                              supervised=not args.no_supervised,
                               epochs=args.epochs, refine_epochs=args.refine_epochs,
                               spectral=not args.no_spectral)
                 rows.append(row)

@@ -37,7 +37,7 @@ def register(subparsers) -> None:
     src.add_argument("--base", metavar="MODEL", help="model to fine-tune (default: the bundled default model)")
     src.add_argument("--from-scratch", action="store_true", help="train a new network instead")
     p.add_argument("--epochs", type=int, default=8, help="classifier epochs (each >= 256 tile samples)")
-    p.add_argument("--refine-epochs", type=int, default=6, help="segmenter epochs per iteration")
+    p.add_argument("--refine-epochs", type=int, default=12, help="segmenter epochs per iteration")
     p.add_argument("--iterations", type=int, default=2, help="refinement iterations")
     p.add_argument("--holdout", type=float, default=0.2, help="share of tagged tiles held out for the card")
     p.add_argument("--no-spectral", action="store_true",

@@ -13,6 +13,9 @@ from pathlib import Path
 
 from ..bands import parse_band_order
 
+# the default model's first training stage saw single 64 px patches: the scale its tags mean
+DEFAULT_TAG_TILE = 64
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("grid", help="write a tile grid (GeoPackage) to tag with classes",
@@ -28,6 +31,23 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def _tag_tile(model) -> int:
+    """The model's tag tile from its bundle.json card, without loading the model (no torch)."""
+    import json
+
+    from ..paths import default_model_path
+
+    folder = Path(model) if model else default_model_path()
+    meta = folder / "bundle.json"
+    if not meta.is_file():
+        return DEFAULT_TAG_TILE
+    try:
+        card = json.loads(meta.read_text(encoding="utf-8")).get("card", {})
+        return int(card.get("tag_tile", DEFAULT_TAG_TILE))
+    except (ValueError, TypeError, AttributeError):
+        return DEFAULT_TAG_TILE
+
+
 def run(args, progress) -> int:
     from rasterio.windows import from_bounds
 
@@ -35,10 +55,7 @@ def run(args, progress) -> int:
     from ..io.scene import open_s2
     from .predict import _parse_area
 
-    tile = args.tile
-    if tile is None:
-        from ..bundle import load_bundle
-        tile = int(load_bundle(args.model).card.get("tag_tile", 64))
+    tile = args.tile if args.tile is not None else _tag_tile(args.model)
     grids, windows = [], []
     for r in args.rasters:
         with open_s2(r, band_order=parse_band_order(args.band_order), required=None) as sc:

@@ -24,7 +24,7 @@ from qgis.core import (
     QgsVectorLayer,
 )
 
-from .predict_job import JobError, area_args, resolve_model
+from .predict_job import JobError, area_args, compute_args, normalize_device, resolve_model
 from .tags import GRID_FIELD, GRID_LAYER
 
 #: ``sparsevit fit`` stages in order (engine stage name, what the panel says)
@@ -35,7 +35,7 @@ FIT_STAGES = (
     ("refine", "Training the map network"),
     ("predict", "Mapping the raster(s)"),
 )
-DEVICES = ("auto", "cpu", "cuda")
+DEVICES = ("auto", "cpu", "cuda")  # the Processing enum; FitRequest also takes cuda:N
 MIN_TILE = 16  # the engine's smallest tag tile (px)
 LABELS_SNAPSHOT = "input_labels.gpkg"  # the labels a run read, kept in its folder
 SCHEME_FILE = "input_classes.json"     # the class scheme a run read (--classes)
@@ -178,9 +178,7 @@ class FitRequest:
                 raise JobError(f"The {name} must be positive (or 0 for the engine's default), not {value}.")
         if self.holdout is not None and not 0.0 <= float(self.holdout) < 1.0:
             raise JobError(f"The held-out share must be at least 0 and below 1, not {self.holdout}.")
-        device = (self.device or "auto").strip().lower()
-        if device not in DEVICES:
-            raise JobError(f"Unknown device '{self.device}'; use one of {', '.join(DEVICES)}.")
+        device = normalize_device(self.device)
         base = (self.base or "").strip()
         if base and self.from_scratch:
             raise JobError("Either start from a model or from scratch, not both.")
@@ -212,10 +210,9 @@ class FitRequest:
             args += ["--seed", str(int(self.seed))]
         if not self.predict:
             args.append("--no-predict")
-        if self.threads > 0:
-            args += ["--threads", str(self.threads)]
-        if device != "auto":
-            args += ["--device", device]
+        # the same --threads/--device (only when not the engine's choice) as predict
+        args += compute_args(threads=self.threads)
+        args += compute_args(device=device)
         return args + _band_order_args(self.band_order) + [str(a) for a in self.extra]
 
 

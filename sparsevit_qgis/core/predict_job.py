@@ -1,12 +1,15 @@
 """What the dock, the Processing algorithm and the screenshot script share about a prediction:
 one typed request (:class:`PredictRequest`, turned into the engine's arguments by
-``to_args``), per-run output folders, the ``--area`` arguments and the model to use.
+``to_args``), per-run output folders, the ``--area`` arguments, the model to use and where the
+engine computes (:func:`compute_args`: device, CPU threads, precision, batch size; shared with
+``sparsevit fit``).
 
 No widgets here, so every caller (and a test) builds the same engine arguments.
 """
 from __future__ import annotations
 
 import datetime as _dt
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +27,70 @@ LEVELS = (
 )
 
 
+# Where the engine computes. "auto" (and 0 threads, the default batch size) means the engine's
+# own choice and gives no argument at all: CUDA when the engine's torch sees a GPU, torch's
+# default thread count, bf16 autocast on GPUs and fp32 on CPUs (engine/sparsevit/devices.py,
+# commands/predict.py).
+DEVICE_AUTO = "auto"
+DEVICES = (  # (value, label) the panel offers; cuda:N entries are added for each GPU found
+    ("auto", "Auto (GPU when the engine finds one)"),
+    ("cpu", "CPU"),
+    ("cuda", "CUDA GPU"),
+)
+PRECISIONS = (
+    ("auto", "Auto (bf16 on GPUs, fp32 on CPUs)"),
+    ("fp32", "fp32 (exact)"),
+    ("bf16", "bf16 (faster on GPUs and CPUs with AMX/AVX512-BF16)"),
+)
+DEFAULT_BATCH_SIZE = 8  # the engine's --batch-size default
+_DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
 class JobError(ValueError):
     """A form or parameter value the engine cannot be started with; the message says the fix."""
+
+
+def normalize_device(device: str | None) -> str:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (any case, empty = auto); JobError otherwise."""
+    value = (device or DEVICE_AUTO).strip().lower() or DEVICE_AUTO
+    if not _DEVICE_RE.match(value):
+        raise JobError(f"Unknown device '{device}'; use auto, cpu, cuda or cuda:N (N: the GPU's number).")
+    return value
+
+
+def normalize_precision(precision: str | None) -> str:
+    value = (precision or "auto").strip().lower() or "auto"
+    if value not in {v for v, _label in PRECISIONS}:
+        raise JobError(f"Unknown precision '{precision}'; use "
+                       + ", ".join(v for v, _label in PRECISIONS) + ".")
+    return value
+
+
+def compute_args(device: str | None = DEVICE_AUTO, threads: int = 0, precision: str | None = None,
+                 batch_size: int | None = None) -> list[str]:
+    """``--device``, ``--threads``, ``--precision``, ``--batch-size``, each only when it is not
+    the engine's own choice (``auto``, 0 threads, None/``auto`` precision, None, 0 or
+    :data:`DEFAULT_BATCH_SIZE`), so a run with the defaults gives the engine no argument."""
+    args: list[str] = []
+    device = normalize_device(device)
+    if device != DEVICE_AUTO:
+        args += ["--device", device]
+    threads = int(threads or 0)
+    if threads < 0:
+        raise JobError(f"The CPU threads must be positive (or 0 for the engine's default), not {threads}.")
+    if threads:
+        args += ["--threads", str(threads)]
+    if precision is not None:
+        precision = normalize_precision(precision)
+        if precision != "auto":
+            args += ["--precision", precision]
+    if batch_size is not None:
+        batch_size = int(batch_size)
+        if batch_size < 0:
+            raise JobError(f"The batch size must be positive (or 0 for the engine's default), not {batch_size}.")
+        if batch_size not in (0, DEFAULT_BATCH_SIZE):
+            args += ["--batch-size", str(batch_size)]
+    return args
 
 
 def input_stem(path: str) -> str:
@@ -131,6 +196,9 @@ class PredictRequest:
     ``model``: a model folder, its ``bundle.json`` or a classifier file; empty for the bundled
     default (resolved by :func:`resolve_model`). ``area``: ``(rectangle, its CRS)`` or None for
     the whole raster. ``tile``: 0 for the model's own tile size. ``level``: see :data:`LEVELS`.
+    ``device`` (``auto``, ``cpu``, ``cuda``, ``cuda:N``), ``threads`` (0: the engine's default),
+    ``precision`` (see :data:`PRECISIONS`), ``batch_size`` (tiles per batch; 0 or
+    :data:`DEFAULT_BATCH_SIZE`: the engine's default): see :func:`compute_args`.
     """
 
     s2: str
@@ -143,6 +211,10 @@ class PredictRequest:
     attention: bool = False
     polygons: bool = False
     overview: bool = True
+    device: str = DEVICE_AUTO
+    threads: int = 0
+    precision: str = "auto"
+    batch_size: int = DEFAULT_BATCH_SIZE
 
     def to_args(self) -> list[str]:
         """The engine arguments; raises :class:`JobError` with the fix for a value it cannot run."""
@@ -158,6 +230,7 @@ class PredictRequest:
         args += ["--model", resolve_model(self.model), "--out", str(self.out)]
         if self.area is not None:
             args += area_args(*self.area)
+        args += compute_args(self.device, self.threads, self.precision, self.batch_size)
         if self.tile > 0:
             args += ["--tile", str(self.tile)]
         args += level_args(self.level)

@@ -62,6 +62,37 @@ def class_area_line(row: dict) -> str:
     return f"{row.get('name', row.get('value'))!s:<22} {amount}  {row.get('percent', 0.0):5.1f} %"
 
 
+S1_IGNORED = "Sentinel-1 input ignored: this model reads Sentinel-2 only"
+
+
+def result_warnings(result: dict) -> list[str]:
+    """What a ``predict`` result says the user must know, not only read in the log: a
+    Sentinel-1 input the model did not read (``counts.bands.s1_ignored``)."""
+    bands = ((result or {}).get("counts") or {}).get("bands") or {}
+    out = []
+    if isinstance(bands, dict) and bands.get("s1_ignored"):
+        out.append(S1_IGNORED)
+    return out
+
+
+def summary_line(result: dict, label: str = "", seconds: float | None = None) -> str:
+    """One line about a run: ``"Spain: 170 x 170 px on CPU (2 threads) in 3.1 s"`` followed by
+    the :func:`result_warnings` (``" — ⚠ Sentinel-1 input ignored: ..."``)."""
+    result = result or {}
+    parts = [f"{label}:" if label else "Done:"]
+    window = result.get("window")
+    if isinstance(window, (list, tuple)) and len(window) == 4:
+        parts.append(f"{window[2]} x {window[3]} px")
+    if result.get("device"):
+        parts.append(f"on {result['device']}")
+    if seconds is not None:
+        parts.append(f"in {seconds:.1f} s")
+    line = " ".join(parts)
+    for warning in result_warnings(result):
+        line += f" — ⚠ {warning}"
+    return line
+
+
 def expected_crs(result: dict) -> QgsCoordinateReferenceSystem:
     crs = QgsCoordinateReferenceSystem()
     value = (result.get("grid") or {}).get("crs")

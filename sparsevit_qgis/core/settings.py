@@ -107,3 +107,53 @@ def trained_model_paths() -> list[str]:
 def set_trained_model_paths(paths) -> None:
     import json
     _set("models/trained", json.dumps([str(p) for p in paths]))
+
+
+# --- where the engine computes (panel's Compute group; Processing has its own parameters) ---
+def compute_device() -> str:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N``; ``auto`` for anything else stored."""
+    from .predict_job import JobError, normalize_device
+    try:
+        return normalize_device(_get("compute/device", "auto", str))
+    except JobError:
+        return "auto"
+
+
+def set_compute_device(device: str) -> None:
+    _set("compute/device", device or "auto")
+
+
+def _int_setting(key: str, default: int, lowest: int) -> int:
+    try:
+        value = int(_get(key, default, int))
+    except (TypeError, ValueError):
+        return default
+    return value if value >= lowest else default
+
+
+def compute_threads() -> int:
+    """CPU threads for torch; 0 (the default) is the engine's own choice."""
+    return _int_setting("compute/threads", 0, 0)
+
+
+def set_compute_threads(threads: int) -> None:
+    _set("compute/threads", max(0, int(threads)))
+
+
+def compute_precision() -> str:
+    from .predict_job import PRECISIONS
+    value = _get("compute/precision", "auto", str).strip().lower()
+    return value if value in {v for v, _label in PRECISIONS} else "auto"
+
+
+def set_compute_precision(precision: str) -> None:
+    _set("compute/precision", precision or "auto")
+
+
+def compute_batch_size() -> int:
+    from .predict_job import DEFAULT_BATCH_SIZE
+    return _int_setting("compute/batch_size", DEFAULT_BATCH_SIZE, 1)
+
+
+def set_compute_batch_size(batch_size: int) -> None:
+    _set("compute/batch_size", max(1, int(batch_size)))

@@ -1,6 +1,11 @@
 """The SparseViT panel: inputs, model, training on your own tags (gui/train_section.py), area,
-options, run/cancel with progress, device and engine log; then the results of the last run (view
-toggles, opacity, basemap) and their export.
+options, where the engine computes (device, CPU threads, precision, batch size; saved in the
+settings), run/cancel with progress, device and engine log; then the results of the last run
+(view toggles, opacity, basemap, a summary line with what the user must know) and their export.
+
+The device label says where the next run computes before any run: the engine interpreter is
+asked once in the background (core/compute.py) when the panel opens or the interpreter changes;
+after a run's ``start`` event it shows what the engine reported.
 
 Built in code (no .ui file to compile). Engine work runs in an :class:`EngineTask`; this widget
 only reads the form on the main thread, turns it into engine arguments and shows events.
@@ -9,6 +14,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 import time
 from pathlib import Path
 
@@ -47,13 +53,15 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
-from ..core import settings
-from ..core.engine_locator import clear_cache, locate_engine
+from ..core import compute, settings
+from ..core.engine_locator import clear_cache, engine_environment, locate_engine
 from ..core.engine_runner import EngineOutcome
 from ..core.engine_task import EngineTask
 from ..core.fit_job import eta_text
 from ..core.predict_job import (
+    DEVICES,
     LEVELS,
+    PRECISIONS,
     JobError,
     PredictRequest,
     crs_arg,
@@ -72,7 +80,9 @@ from ..core.results import (
     class_area_line,
     collapse_hidden,
     ensure_basemap,
+    result_warnings,
     set_view,
+    summary_line,
 )
 from ..core.styling import set_group_opacity
 from .inputs import ModelInput, RasterInput, tr
@@ -99,6 +109,9 @@ class SparseVitDock(QgsDockWidget):
         self._run_started: _dt.datetime | None = None
         self.last_run: RunLayers | None = None
         self._stage_t0: float | None = None
+        self._probe: compute.DeviceProbe | None = None
+        self._probe_task: compute.DeviceProbeTask | None = None
+        self._device_from_run = False  # the label shows what a run's start event said
         self._build()
         self._set_running(False)
         self.refresh_engine_label()
@@ -191,6 +204,7 @@ class SparseVitDock(QgsDockWidget):
                                       "<input name>_<date-time> of this folder."))
         opt_form.addRow(tr("Output folder"), self.output_dir)
         outer.addWidget(opt_box)
+        outer.addWidget(self._build_compute(body))
 
         buttons = QHBoxLayout()
         self.inspect_button = QPushButton(tr("Inspect"), body)
@@ -211,6 +225,7 @@ class SparseVitDock(QgsDockWidget):
         self.progress.setRange(0, 100)
         self.progress.setValue(0)
         self.device_label = QLabel(tr("Device: unknown until the engine runs"), body)
+        self.device_label.setWordWrap(True)
         status_row = QHBoxLayout()
         status_row.addWidget(self.stage_label, 1)
         status_row.addWidget(self.device_label)
@@ -234,9 +249,80 @@ class SparseVitDock(QgsDockWidget):
         scroll.setWidget(body)
         self.setWidget(scroll)
 
+    def _build_compute(self, parent) -> QgsCollapsibleGroupBox:
+        """Device, CPU threads, precision, batch size: saved in the settings on every change;
+        "auto" leaves the choice to the engine (no argument)."""
+        box = QgsCollapsibleGroupBox(tr("Compute (CPU / GPU)"), parent)
+        box.setObjectName("sparsevit_compute")
+        form = QFormLayout(box)
+        form.setRowWrapPolicy(QFormLayout.WrapLongRows)
+        self.device_combo = QComboBox(box)
+        for value, label in DEVICES:
+            self.device_combo.addItem(tr(label), value)
+        self.device_combo.setToolTip(tr("Where the engine runs the model. Auto: the GPU when the "
+                                        "engine's PyTorch finds one (a CUDA build), else the CPU. "
+                                        "Training uses the same choice."))
+        self._select_device(settings.compute_device())
+        self.device_combo.currentIndexChanged.connect(self._compute_changed)
+        form.addRow(tr("Device"), self.device_combo)
+        self.threads_spin = QSpinBox(box)
+        self.threads_spin.setRange(0, max(os.cpu_count() or 1, settings.compute_threads(), 1))
+        self.threads_spin.setSpecialValueText(tr("auto (engine's default)"))
+        self.threads_spin.setToolTip(tr("CPU threads of the engine's PyTorch (also for training); "
+                                        "fewer keep QGIS and other programs responsive"))
+        self.threads_spin.setValue(settings.compute_threads())
+        self.threads_spin.valueChanged.connect(self._compute_changed)
+        form.addRow(tr("CPU threads"), self.threads_spin)
+        self.precision_combo = QComboBox(box)
+        for value, label in PRECISIONS:
+            self.precision_combo.addItem(tr(label), value)
+        self.precision_combo.setToolTip(tr("bf16 autocast is ~1.8x faster on GPUs and on CPUs "
+                                           "with AMX/AVX512-BF16, with slightly different maps"))
+        index = self.precision_combo.findData(settings.compute_precision())
+        self.precision_combo.setCurrentIndex(max(index, 0))
+        self.precision_combo.currentIndexChanged.connect(self._compute_changed)
+        form.addRow(tr("Precision"), self.precision_combo)
+        self.batch_spin = QSpinBox(box)
+        self.batch_spin.setRange(1, 1024)
+        self.batch_spin.setToolTip(tr("Tiles the model reads at once: larger is faster on a GPU "
+                                      "but needs more memory"))
+        self.batch_spin.setValue(settings.compute_batch_size())
+        self.batch_spin.valueChanged.connect(self._compute_changed)
+        form.addRow(tr("Batch size"), self.batch_spin)
+        box.setCollapsed(True)  # the defaults suit most runs; the device label shows the outcome
+        return box
+
+    def _select_device(self, device: str) -> None:
+        index = self.device_combo.findData(device)
+        if index < 0:  # a saved cuda:N before the engine was asked: keep the choice
+            self.device_combo.addItem(device, device)
+            index = self.device_combo.count() - 1
+        self.device_combo.setCurrentIndex(index)
+
+    def compute_options(self) -> dict:
+        """The Compute group as :class:`PredictRequest` fields (``device``, ``threads``,
+        ``precision``, ``batch_size``)."""
+        return {"device": self.device_combo.currentData() or "auto",
+                "threads": self.threads_spin.value(),
+                "precision": self.precision_combo.currentData() or "auto",
+                "batch_size": self.batch_spin.value()}
+
+    def _compute_changed(self, *_) -> None:
+        options = self.compute_options()
+        settings.set_compute_device(options["device"])
+        settings.set_compute_threads(options["threads"])
+        settings.set_compute_precision(options["precision"])
+        settings.set_compute_batch_size(options["batch_size"])
+        self._device_from_run = False  # the next run's device, not the last one's
+        self._show_planned_device()
+
     def _build_results(self, parent) -> QgsCollapsibleGroupBox:
         box = QgsCollapsibleGroupBox(tr("Results of the last run"), parent)
         col = QVBoxLayout(box)
+        self.summary_label = QLabel(tr("No run yet"), box)
+        self.summary_label.setWordWrap(True)
+        self.summary_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        col.addWidget(self.summary_label)
         row = QHBoxLayout()
         self.view_group = QButtonGroup(box)
         self.view_group.setExclusive(True)
@@ -349,7 +435,7 @@ class SparseVitDock(QgsDockWidget):
             s2=s2, out=str(run_dir), model=self.model_input.model(), s1=self.s1_input.path() or None,
             area=self.area(), tile=self.tile_spin.value(), level=self.level_combo.currentData(),
             attention=self.attention_check.isChecked(), polygons=self.polygons_check.isChecked(),
-            overview=self.overview_check.isChecked())
+            overview=self.overview_check.isChecked(), **self.compute_options())
         return request.to_args(), run_dir
 
     def build_predict_args(self) -> list[str]:
@@ -362,7 +448,98 @@ class SparseVitDock(QgsDockWidget):
         if path:
             settings.set_python_path(path)
             clear_cache()
+            compute.clear_probe_cache()
             self.refresh_engine_label()
+            self.probe_device()
+
+    def showEvent(self, event):  # noqa: N802 - Qt
+        """The panel opens: ask the engine for its device (once per interpreter, cached)."""
+        super().showEvent(event)
+        if self._probe_task is None and (self._probe is None or not self._probe.final):
+            self.probe_device()
+
+    def probe_device(self, force: bool = False) -> compute.DeviceProbeTask | None:
+        """Ask the engine interpreter, in the background, where a run will compute; the label
+        shows it when the answer arrives (at once when cached). Never blocks: returns the task
+        (None when the answer was known or there is no interpreter)."""
+        info = locate_engine(validate=False)
+        if not info.ok or not info.python:
+            self._probe_done(compute.DeviceProbe.failed(None, info.message or tr("no engine interpreter")))
+            return None
+        if not Path(info.python).is_file():  # said at once, no task
+            self._probe_done(compute.run_probe(info.python))
+            return None
+        if self._probe_task is not None:
+            if self._probe_task.python == info.python:
+                return self._probe_task
+            self._probe_task.cancel()
+            self._probe_task = None
+        cached = None if force else compute.cached_probe(info.python)
+        if cached is not None:
+            self._probe_done(cached)
+            return None
+        task = compute.DeviceProbeTask(info.python, extra_env=engine_environment())
+        task.probed.connect(self._probe_done)
+        self._probe_task = task
+        if not self._device_from_run:
+            self.device_label.setText(tr("Device: asking the engine…"))
+            self.device_label.setToolTip(tr("Asking {0} which device its PyTorch uses").format(info.python))
+        QgsApplication.taskManager().addTask(task)
+        return task
+
+    def _probe_done(self, probe: compute.DeviceProbe) -> None:
+        try:
+            if self._probe_task is not None and probe.python == self._probe_task.python:
+                self._probe_task = None
+            current = locate_engine(validate=False).python
+            if probe.python is not None and probe.python != current:
+                return  # an answer about an interpreter no longer chosen
+            self._probe = probe
+            if not probe.ok and probe.final and probe.python is not None:
+                self.log.appendPlainText(tr("[warning] Device check: {0}").format(probe.message))
+            self._update_device_combo(probe)
+            self._show_planned_device()
+        except RuntimeError:  # the panel was deleted meanwhile
+            pass
+
+    def _update_device_combo(self, probe: compute.DeviceProbe) -> None:
+        """One entry per GPU found (cuda:N) when there are several; the GPU's name on CUDA."""
+        if not probe.ok:
+            return
+        current = self.device_combo.currentData()
+        self.device_combo.blockSignals(True)
+        for i in range(self.device_combo.count() - 1, -1, -1):
+            if str(self.device_combo.itemData(i)).startswith("cuda:"):
+                self.device_combo.removeItem(i)
+        cuda = self.device_combo.findData("cuda")
+        if probe.devices:
+            self.device_combo.setItemText(cuda, tr("CUDA GPU ({0})").format(probe.devices[0]))
+        else:
+            self.device_combo.setItemText(cuda, tr("CUDA GPU (none found)"))
+        if len(probe.devices) > 1:
+            for i, name in enumerate(probe.devices):
+                self.device_combo.addItem(tr("cuda:{0} ({1})").format(i, name), f"cuda:{i}")
+        self._select_device(current or "auto")
+        self.device_combo.blockSignals(False)
+
+    def _show_planned_device(self) -> None:
+        """The label before a run: where the chosen options will make the engine compute."""
+        if self._device_from_run or self.running:
+            return
+        probe = self._probe
+        if probe is None:
+            return
+        if not probe.ok:
+            self.device_label.setText(tr("Device: engine not found") if probe.final
+                                      else tr("Device: unknown until the engine runs"))
+            self.device_label.setToolTip(probe.message)
+            return
+        options = self.compute_options()
+        text, ok = compute.planned_device(probe, options["device"], options["threads"])
+        self.device_label.setText(tr("Device: {0}").format(text) if ok else tr("Device: ⚠ {0}").format(text))
+        self.device_label.setToolTip(tr(
+            "What the engine ({0}) reports before a run: {1} GPU(s), {2} CPU threads by default. "
+            "A run's start event confirms it.").format(probe.python, len(probe.devices), probe.threads or "?"))
 
     def refresh_engine_label(self) -> None:
         # No validation here: that imports the engine (seconds); the task validates at run time.
@@ -535,6 +712,7 @@ class SparseVitDock(QgsDockWidget):
             return
         device, name = str(event["device"]), event.get("device_name")
         kind = "GPU" if device.lower().startswith(("cuda", "mps")) else "CPU"
+        self._device_from_run = True
         self.device_label.setText(tr("Device: {0}").format(name or device.upper()))
         self.device_label.setToolTip(tr("The engine runs on the {0} ({1})").format(kind, device))
 
@@ -542,6 +720,7 @@ class SparseVitDock(QgsDockWidget):
         self._task = None
         self._stage_t0 = None
         self._set_running(False)
+        self._show_planned_device()  # a device check that ended during a run without a device
         self.progress.setRange(0, 100)
         if outcome.ok:
             self.stage_label.setText(tr("Done in {0:.1f} s").format(outcome.elapsed))
@@ -584,6 +763,7 @@ class SparseVitDock(QgsDockWidget):
             return
         self.last_run = run
         self._sync_view_buttons()
+        self._show_summary(result, outcome)
         self.export_box.setCollapsed(False)
         # The layer tree view re-expands a paletted layer's legend once its style is applied;
         # fold the hidden layers again after that.
@@ -604,6 +784,20 @@ class SparseVitDock(QgsDockWidget):
                 self.log.appendPlainText("  " + class_area_line(row))
         self.log.appendPlainText(tr("{0} layer(s) added to group '{1}'; outputs in {2}").format(
             len(run.layers), run.group.name(), Path(str((result.get("outputs") or {}).get("run", ""))).parent))
+
+    def _show_summary(self, result: dict, outcome: EngineOutcome) -> None:
+        """The result summary line; what the user must know (an input the model ignored) also
+        in the message bar and the stage label, not only in the log."""
+        warnings = result_warnings(result)
+        line = summary_line(result, self._run_label, outcome.elapsed)
+        self.summary_label.setText(line)
+        self.summary_label.setStyleSheet("color: #b35900; font-weight: bold;" if warnings else "")
+        self.summary_label.setToolTip("\n".join(warnings))
+        self.log.appendPlainText(line)
+        for message in warnings:
+            self.show_warning(message)
+        if warnings and self.stage_label.text().startswith(tr("Done")):
+            self.stage_label.setText(self.stage_label.text() + " — ⚠ " + warnings[0])
 
     def _zoom_to(self, layer) -> None:
         from qgis.core import QgsCoordinateTransform
@@ -631,6 +825,12 @@ class SparseVitDock(QgsDockWidget):
         self.cancel_button.setEnabled(running)
         self.train_section.set_running(running)
 
+    def show_warning(self, message: str) -> None:
+        self.log.appendPlainText(f"[warning] {message}")
+        bar = self.iface.messageBar() if self.iface is not None else None
+        if bar is not None:
+            bar.pushWarning(tr("SparseViT"), message)
+
     def show_error(self, message: str) -> None:
         self.log.appendPlainText(f"[error] {message}")
         bar = self.iface.messageBar() if self.iface is not None else None
@@ -641,6 +841,9 @@ class SparseVitDock(QgsDockWidget):
     def shutdown(self) -> None:
         """Called on plugin unload: no engine may outlive the plugin."""
         self.train_section.shutdown()
+        if self._probe_task is not None:
+            self._probe_task.cancel()
+            self._probe_task = None
         if self._task is not None:
             self._task.cancel()
             self._task = None

@@ -265,11 +265,13 @@ class TrainSection(QgsCollapsibleGroupBox):
         self.holdout_spin.setValue(0.2)
         self.holdout_spin.setToolTip(tr("Share of the tagged tiles kept out of training to score the model"))
         opts.addRow(tr("Held-out share"), self.holdout_spin)
+        # device and threads come from the panel's Compute group; this overrides the threads
         self.threads_spin = QSpinBox(self)
         self.threads_spin.setRange(0, 256)
-        self.threads_spin.setSpecialValueText(tr("engine's default"))
-        self.threads_spin.setToolTip(tr("CPU threads the engine trains with; fewer keep QGIS and "
-                                        "other programs responsive"))
+        self.threads_spin.setSpecialValueText(tr("as under Compute"))
+        self.threads_spin.setToolTip(tr("CPU threads the engine trains with (0: the panel's Compute "
+                                        "setting, which also gives the device); fewer keep QGIS "
+                                        "and other programs responsive"))
         opts.addRow(tr("CPU threads"), self.threads_spin)
         self.predict_check = QCheckBox(tr("Map the raster(s) when trained"), self)
         self.predict_check.setChecked(True)
@@ -576,13 +578,15 @@ class TrainSection(QgsCollapsibleGroupBox):
         if snapshot:
             self._fit_inputs.append(Path(labels))
         start = self.start_combo.currentData()
+        compute = self.dock.compute_options()
         return FitRequest(
             rasters=rasters, labels=labels, out=str(run_dir), layer=layer_name, field=field,
             classes=classes, tile=tile,
             base=self.dock.model_input.model() if start == "chosen" else "",
             from_scratch=start == "scratch", epochs=self.epochs_spin.value(),
             refine_epochs=self.refine_spin.value(), holdout=self.holdout_spin.value(),
-            predict=self.predict_check.isChecked(), threads=self.threads_spin.value())
+            predict=self.predict_check.isChecked(),
+            threads=self.threads_spin.value() or compute["threads"], device=compute["device"])
 
     def plan_fit(self, when: _dt.datetime | None = None) -> tuple[list[str], Path]:
         """The engine arguments and the run folder (created, holding the run's inputs)."""

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, SAMPLE_AREA
 from qgis.core import (
     QgsApplication,
     QgsCategorizedSymbolRenderer,
@@ -157,3 +157,47 @@ def test_dock_reports_a_missing_default_model(dock, tmp_path, monkeypatch):
     assert dock.run_predict() is None
     assert "default model is missing" in dock.log.toPlainText()
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_dock_says_the_model_ignored_sentinel1_and_gives_the_engine_the_threads(dock, qgis_iface, tmp_path):
+    """Real engine: the S2-only test model given S1 says so in the message bar and the summary
+    line; the Compute group's threads reach the engine (its start event reports them)."""
+    from qgis.core import Qgis, QgsFeature, QgsGeometry, QgsRectangle, QgsSettings, QgsVectorLayer
+
+    from sparsevit_qgis.core import settings
+    keys = [settings.PREFIX + k for k in ("compute/device", "compute/threads", "compute/precision",
+                                          "compute/batch_size")]
+    before = {k: QgsSettings().value(k) for k in keys}
+    bar = qgis_iface.messageBar()
+    bar.clear_messages()
+    try:
+        dock.s1_input.set_path(str(REPO / "resources" / "sample" / "Spain_7370579_S1Hand.tif"))
+        box = QgsVectorLayer("Polygon?crs=EPSG:4326", "area", "memory")
+        f = QgsFeature()
+        f.setGeometry(QgsGeometry.fromRect(QgsRectangle(SAMPLE_AREA[0], SAMPLE_AREA[1],
+                                                        SAMPLE_AREA[2], SAMPLE_AREA[3])))
+        box.dataProvider().addFeature(f)
+        QgsProject.instance().addMapLayer(box)
+        box.selectAll()
+        dock.area_polygon.setChecked(True)
+        dock.polygon_combo.setLayer(box)
+        dock.device_combo.setCurrentIndex(dock.device_combo.findData("cpu"))
+        dock.threads_spin.setValue(1)
+        dock.batch_spin.setValue(4)
+        args = dock.build_predict_args()
+        assert args[args.index("--threads") + 1] == "1" and args[args.index("--batch-size") + 1] == "4"
+        assert dock.run_predict() is not None
+        _wait(dock)
+        assert dock.stage_label.text().startswith("Done"), dock.log.toPlainText()
+        assert dock.device_label.text() == "Device: CPU (1 threads)"  # the engine's start event
+        message = "Sentinel-1 input ignored: this model reads Sentinel-2 only"
+        assert f"SparseViT:{message}" in bar.get_messages(Qgis.Warning)
+        assert message in dock.summary_label.text() and message in dock.stage_label.text()
+        assert "on CPU (1 threads)" in dock.summary_label.text()
+    finally:
+        for k, v in before.items():
+            if v is None:
+                QgsSettings().remove(k)
+            else:
+                QgsSettings().setValue(k, v)
+        QgsProject.instance().clear()  # a later panel must not pick up these layers as input

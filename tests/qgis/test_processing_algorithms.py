@@ -58,11 +58,12 @@ def test_predict_loads_a_styled_land_cover_layer(engine, tiny_bundle, tmp_path, 
     out = tmp_path / "pred"
     results, feedback = _run_and_load("sparsevit:predict", {
         "INPUT": str(engine), "MODEL": str(tiny_bundle / "bundle.json"), "EXTENT": extent,
-        "TILE": 256, "OVERVIEW": False, "OUTPUT_FOLDER": str(out)}, project)
+        "TILE": 256, "OVERVIEW": False, "THREADS": 1, "PRECISION": "fp32",
+        "OUTPUT_FOLDER": str(out)}, project)
     for key in ("LANDCOVER", "PSEUDOMASK", "CONFIDENCE", "AREAS"):
         assert Path(results[key]).is_file() and Path(results[key]).parent == out, key
     assert results["ATTENTION_MAPS"] is None and results["POLYGON_LAYER"] is None
-    assert results["DEVICE"].startswith("CPU")
+    assert results["DEVICE"] == "CPU (1 threads)"  # THREADS reached the engine
     assert "predict" in feedback.texts and max(feedback.values) == 100
     layers = [lyr for lyr in project.mapLayers().values() if lyr.source() == results["LANDCOVER"]]
     assert len(layers) == 1
@@ -101,6 +102,40 @@ def test_predict_level_parameter_becomes_the_engine_level(engine, tiny_bundle, t
         seen[level] = args[args.index("--level") + 1] if "--level" in args else None
     # "Both" is the engine's default: no flag, so a model without a coarse level still runs
     assert seen == {None: None, 0: None, 1: "detailed", 2: "coarse"}
+
+
+def test_predict_has_advanced_compute_parameters_mapped_to_the_engine(engine, tmp_path):
+    from qgis.core import (
+        QgsProcessingParameterDefinition,
+        QgsProcessingParameterEnum,
+        QgsProcessingParameterNumber,
+    )
+    alg = QgsApplication.processingRegistry().createAlgorithmById("sparsevit:predict")
+    expected = {"DEVICE": (QgsProcessingParameterEnum, "auto"), "THREADS": (QgsProcessingParameterNumber, 0),
+                "PRECISION": (QgsProcessingParameterEnum, "auto"),
+                "BATCH_SIZE": (QgsProcessingParameterNumber, 8)}
+    for name, (kind, default) in expected.items():
+        param = alg.parameterDefinition(name)
+        assert isinstance(param, kind), name
+        assert param.flags() & QgsProcessingParameterDefinition.FlagAdvanced, name
+        assert param.defaultValue() == default, name
+    assert alg.parameterDefinition("DEVICE").options() == ["auto", "cpu", "cuda"]
+    assert alg.parameterDefinition("PRECISION").options() == ["auto", "fp32", "bf16"]
+    assert alg.parameterDefinition("BATCH_SIZE").minimum() == 1
+    assert alg.outputDefinition("DEVICE") is not None  # the device used, as before
+    model = str(REPO / "resources" / "models" / "default")
+    base = {"INPUT": str(engine), "MODEL": model, "OUTPUT_FOLDER": str(tmp_path / "o")}
+
+    def compute(**extra):
+        args = alg.engine_args({**base, **extra}, QgsProcessingContext(), QgsProcessingFeedback())
+        return args[args.index("--out") + 2:]
+
+    assert compute() == []  # all auto: the engine chooses
+    assert compute(DEVICE="auto", THREADS=0, PRECISION="auto", BATCH_SIZE=8) == []
+    assert compute(DEVICE="cpu") == ["--device", "cpu"]
+    assert compute(DEVICE="cuda", THREADS=4, PRECISION="bf16", BATCH_SIZE=32) == [
+        "--device", "cuda", "--threads", "4", "--precision", "bf16", "--batch-size", "32"]
+    assert compute(PRECISION="fp32", BATCH_SIZE=2) == ["--precision", "fp32", "--batch-size", "2"]
 
 
 def test_predict_without_default_model_says_what_to_do(engine, tmp_path, monkeypatch):

@@ -21,7 +21,8 @@ from qgis.core import (
 )
 
 from ...core import protocol as roles
-from ...core.predict_job import LEVELS, JobError, PredictRequest, input_stem
+from ...core.fit_job import DEVICES
+from ...core.predict_job import DEFAULT_BATCH_SIZE, LEVELS, PRECISIONS, JobError, PredictRequest, input_stem
 from ...core.results import class_area_line
 from .base import EngineAlgorithm, raster_path
 from .postprocess import load_on_completion
@@ -36,6 +37,8 @@ class PredictAlgorithm(EngineAlgorithm):
     LANDCOVER_COARSE, AREAS_COARSE = "LANDCOVER_COARSE", "AREAS_COARSE"
     ATTENTION_MAPS, POLYGON_LAYER, AREAS, RUN, DEVICE = (
         "ATTENTION_MAPS", "POLYGON_LAYER", "AREAS", "RUN", "DEVICE")
+    # advanced parameters; DEVICE is also the output naming the device used
+    THREADS, PRECISION, BATCH_SIZE = "THREADS", "PRECISION", "BATCH_SIZE"
 
     display_name = "Map land cover"
     help_text = (
@@ -50,7 +53,10 @@ class PredictAlgorithm(EngineAlgorithm):
         "detailed one. 'Both' writes the detailed map alone for a model whose classes have no "
         "coarse level.\n\nModel: a model folder (with bundle.json) or a classifier .safetensors; "
         "empty uses the bundled default model.\nExtent: only this rectangle is mapped (the "
-        "engine has no polygon clip).")
+        "engine has no polygon clip).\n\nAdvanced: Device (auto: the GPU when the engine's "
+        "PyTorch finds one, else the CPU), CPU threads (0: the engine's default), precision "
+        "(auto: bf16 on GPUs, fp32 on CPUs) and batch size (tiles per batch, 8 by default); "
+        "the Device output says what the run used.")
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer(
@@ -77,8 +83,25 @@ class PredictAlgorithm(EngineAlgorithm):
             self.POLYGONS, self.tr("Also write land-cover polygons (GeoPackage)"), defaultValue=False))
         overview = QgsProcessingParameterBoolean(
             self.OVERVIEW, self.tr("Write a PNG overview"), defaultValue=True)
-        overview.setFlags(overview.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-        self.addParameter(overview)
+        advanced = [
+            overview,
+            QgsProcessingParameterEnum(
+                self.DEVICE, self.tr("Device"), options=list(DEVICES), defaultValue="auto",
+                usesStaticStrings=True),
+            QgsProcessingParameterNumber(
+                self.THREADS, self.tr("CPU threads (0: the engine's default)"),
+                type=QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0),
+            QgsProcessingParameterEnum(
+                self.PRECISION, self.tr("Precision"), options=[v for v, _label in PRECISIONS],
+                defaultValue="auto", usesStaticStrings=True),
+            QgsProcessingParameterNumber(
+                self.BATCH_SIZE, self.tr("Batch size (tiles per batch)"),
+                type=QgsProcessingParameterNumber.Integer, defaultValue=DEFAULT_BATCH_SIZE,
+                minValue=1, maxValue=4096),
+        ]
+        for p in advanced:
+            p.setFlags(p.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            self.addParameter(p)
         self.addParameter(QgsProcessingParameterFolderDestination(
             self.OUTPUT_FOLDER, self.tr("Output folder")))
         self.addOutput(QgsProcessingOutputRasterLayer(self.LANDCOVER, self.tr("Land cover")))
@@ -112,7 +135,11 @@ class PredictAlgorithm(EngineAlgorithm):
             level=LEVELS[level][0] if 0 <= level < len(LEVELS) else None,
             attention=self.parameterAsBoolean(parameters, self.ATTENTION, context),
             polygons=self.parameterAsBoolean(parameters, self.POLYGONS, context),
-            overview=self.parameterAsBoolean(parameters, self.OVERVIEW, context))
+            overview=self.parameterAsBoolean(parameters, self.OVERVIEW, context),
+            device=self.parameterAsEnumString(parameters, self.DEVICE, context) or "auto",
+            threads=self.parameterAsInt(parameters, self.THREADS, context),
+            precision=self.parameterAsEnumString(parameters, self.PRECISION, context) or "auto",
+            batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context))
         try:
             args = request.to_args()
         except JobError as exc:

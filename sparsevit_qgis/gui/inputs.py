@@ -25,7 +25,7 @@ from qgis.PyQt.QtWidgets import (
 from ..core import model_registry, settings
 from ..core.predict_job import JobError
 
-RASTER_FILTER = "Rasters (*.tif *.tiff *.vrt *.jp2 *.img);;All files (*)"
+RASTER_FILTER = "Rasters (*.tif *.tiff *.vrt *.jp2 *.img);;Zipped SAFE products (*.zip);;All files (*)"
 MODEL_FILTER = "SparseViT model (bundle.json *.safetensors);;All files (*)"
 
 

@@ -37,7 +37,8 @@ def register(subparsers) -> None:
 def _group(rasters: Sequence[str | Path]) -> list[list[Path]]:
     """Several single-band files form one product; anything else is one product per path."""
     paths = [Path(r) for r in rasters]
-    if len(paths) > 1 and all(p.is_file() for p in paths):
+    # a zipped SAFE product is a product, not a band file (GDAL's SENTINEL2 driver would claim it)
+    if len(paths) > 1 and all(p.is_file() and p.suffix.lower() != ".zip" for p in paths):
         counts = []
         for p in paths:
             with _open(p) as ds:

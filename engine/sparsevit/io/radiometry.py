@@ -18,18 +18,21 @@ warning rather than guessed silently.
 """
 from __future__ import annotations
 
+import io
 import json
 import math
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Iterable, Sequence
 
 import numpy as np
 
 from ..bands import S2_BANDS, normalize_s2_name
 from ..errors import InputError
+from .archive import ArchivePath, is_zip, listing
+from .archive import verify as verify_members
 
 CANONICAL = "dn"
 CANONICAL_TEXT = "L1C/L2A digital numbers = reflectance x 10000, no offset"
@@ -155,9 +158,12 @@ def _local(tag: str) -> str:
 
 
 def read_mtd(path: Path) -> ProductInfo:
-    """Level, baseline, quantification and per-band offsets from MTD_MSIL1C.xml / MTD_MSIL2A.xml."""
+    """Level, baseline, quantification and per-band offsets from MTD_MSIL1C.xml / MTD_MSIL2A.xml
+    (a file, or an :class:`~sparsevit.io.archive.ArchivePath` inside a zipped product)."""
     try:
-        root = ET.parse(path).getroot()
+        # inside a zip: the member's bytes (an InputError naming the archive when it is damaged)
+        source = io.BytesIO(path.read_bytes()) if isinstance(path, ArchivePath) else path
+        root = ET.parse(source).getroot()
     except (ET.ParseError, OSError) as exc:
         raise InputError(f"the product metadata is not readable XML ({exc})", path=path,
                          fix="download the product again, or remove the damaged file") from exc
@@ -205,7 +211,18 @@ def read_mtd(path: Path) -> ProductInfo:
 
 
 def find_mtd(path: Path, levels: int = _MTD_LEVELS_UP) -> Path | None:
-    """MTD_MSIL1C.xml / MTD_MSIL2A.xml in the folder of ``path`` or up to ``levels - 1`` above."""
+    """MTD_MSIL1C.xml / MTD_MSIL2A.xml in the folder of ``path`` or up to ``levels - 1`` above
+    (inside the zip archive when ``path`` is in one; never above the archive's top)."""
+    if isinstance(path, ArchivePath):
+        folder = path.parent
+        for _ in range(levels):
+            for name in MTD_NAMES:
+                if (folder / name).is_file():
+                    return folder / name
+            if not folder.member:
+                break
+            folder = folder.parent
+        return None
     folder = Path(path).resolve().parent
     for _ in range(levels):
         for name in MTD_NAMES:
@@ -219,6 +236,29 @@ def find_mtd(path: Path, levels: int = _MTD_LEVELS_UP) -> Path | None:
 
 def _is_mtd(p: Path) -> bool:
     return p.suffix.lower() == ".xml" and p.name.upper().startswith("MTD_MSIL")
+
+
+def zip_product_mtd(archive: Path) -> ArchivePath:
+    """The MTD_MSIL1C.xml / MTD_MSIL2A.xml of the one SAFE product in a zip archive (as
+    downloaded: ``X.SAFE/MTD_MSIL2A.xml``; the shallowest one, at any depth).
+
+    :class:`InputError` naming the archive when it is damaged, holds no product or several.
+    """
+    files, _ = listing(archive)
+    mtds = [n for n in files if n.rsplit("/", 1)[-1] in MTD_NAMES]
+    if not mtds:
+        raise InputError(
+            "the zip archive holds no Sentinel-2 product (no MTD_MSIL1C.xml or MTD_MSIL2A.xml in it)",
+            path=archive, fix="give a Sentinel-2 L1C/L2A product zip as downloaded (S2*_MSIL1C_*.SAFE.zip "
+            "or S2*_MSIL2A_*.SAFE.zip, holding its .SAFE folder), or unzip the archive and give the "
+            "band files or their folder")
+    depth = min(n.count("/") for n in mtds)
+    top = sorted(n for n in mtds if n.count("/") == depth)
+    if len(top) > 1:
+        folders = ", ".join(n.rsplit("/", 1)[0] if "/" in n else n for n in top[:4])
+        raise InputError(f"the zip archive holds {len(top)} Sentinel-2 products ({folders})",
+                         path=archive, fix="give one product per zip, or unzip it and give each .SAFE folder")
+    return ArchivePath.of(archive, top[0])
 
 
 def safe_root(item: str | Path) -> Path | None:
@@ -237,48 +277,65 @@ def _res_of(path: Path) -> int:
 
 
 def safe_band_files(root: Path) -> list[Path]:
-    """The spectral band files of a SAFE product (GRANULE/*/IMG_DATA), finest copy of each.
+    """The spectral band files of a SAFE product (GRANULE/*/IMG_DATA), finest copy of each;
+    ``root`` is a folder, or an :class:`~sparsevit.io.archive.ArchivePath` in a zipped product.
 
     Quality masks (``QI_DATA/MSK_DETFOO_B01.jp2``, ...) carry band names too and are not bands;
     L2A products hold each band at several resolutions (R10m/R20m/R60m).
     """
+    if isinstance(root, ArchivePath):
+        files = root.files()
+    else:
+        files = [f for f in sorted(root.glob("GRANULE/*/IMG_DATA/**/*")) if f.is_file()]
     found: dict[tuple[str, str], Path] = {}
-    for f in sorted(root.glob("GRANULE/*/IMG_DATA/**/*")):
-        if f.suffix.lower() not in (".jp2", ".tif", ".tiff") or not f.is_file():
+    for f in files:
+        rel = f.relative_to(root).parts  # GRANULE/<granule>/IMG_DATA/[R10m/]band.jp2
+        if len(rel) < 4 or rel[0] != "GRANULE" or rel[2] != "IMG_DATA":
+            continue
+        if f.suffix.lower() not in (".jp2", ".tif", ".tiff"):
             continue
         band = normalize_s2_name(f.stem)
         if band is None:
             continue
-        granule = next((f.parts[i + 1] for i, part in enumerate(f.parts) if part == "GRANULE"), "")
-        key = (granule, band)
+        key = (rel[1], band)
         old = found.get(key)
         if old is None or _res_of(f) < _res_of(old):
             found[key] = f
     if not found:
-        raise InputError("the product holds no band files under GRANULE/*/IMG_DATA", path=root,
+        raise InputError("the product holds no band files under GRANULE/*/IMG_DATA",
+                         path=root.archive if isinstance(root, ArchivePath) else root,
                          fix="download the complete product (or unzip it fully), or give the band files")
     return sorted(found.values())
 
 
 def expand_safe(inputs: str | Path | Sequence[str | Path]) -> tuple[object, list[Path]]:
-    """Replace SAFE folders and MTD files in ``inputs`` by their band files.
+    """Replace SAFE folders, MTD files and zipped SAFE products in ``inputs`` by their band files
+    (for a zip: :class:`~sparsevit.io.archive.ArchivePath` members, read in place by GDAL).
 
     Returns ``(inputs, metadata files given)``; inputs without a SAFE product come back as given.
+    A zip that is not a readable SAFE product is an :class:`InputError` naming the zip.
     """
-    items = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+    items = [inputs] if isinstance(inputs, (str, PurePath)) else list(inputs)
     out: list = []
     mtds: list[Path] = []
     changed = False
     for item in items:
-        root = safe_root(item)
-        if root is None:
-            out.append(item)
-            continue
+        if is_zip(item):
+            mtd = zip_product_mtd(Path(item))
+            root = mtd.parent
+        else:
+            root = safe_root(item)
+            if root is None:
+                out.append(item)
+                continue
+            mtd = Path(item) if Path(item).is_file() else next(root / n for n in MTD_NAMES if (root / n).is_file())
         changed = True
-        mtd = Path(item) if Path(item).is_file() else next(root / n for n in MTD_NAMES if (root / n).is_file())
         read_mtd(mtd)  # a damaged metadata file given as the input is an error, not a warning
         mtds.append(mtd)
-        out.extend(safe_band_files(root))
+        bands = safe_band_files(root)
+        if isinstance(root, ArchivePath):
+            verify_members(bands)  # GDAL reads damaged deflated members without an error
+        out.extend(bands)
     return (out if changed else inputs), mtds
 
 
@@ -286,7 +343,7 @@ def product_name_info(paths: Iterable[Path]) -> ProductInfo | None:
     """Level and baseline from an ESA product name in a file or folder name (S2A_MSIL2A_..._N0400_...)."""
     best: ProductInfo | None = None
     for p in paths:
-        p = Path(p).resolve()
+        p = p if isinstance(p, ArchivePath) else Path(p).resolve()
         for part in [p.stem] + [q.name for q in list(p.parents)[:_MTD_LEVELS_UP]]:
             m = _PRODUCT_RE.search(part)
             if not m:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -34,6 +34,7 @@ from ..bands import (
 )
 from ..errors import InputError
 from . import radiometry as _radiometry
+from .archive import ArchivePath
 
 RASTER_SUFFIXES = {".tif", ".tiff", ".jp2", ".vrt", ".img"}
 HOW_DESCRIPTION, HOW_TAG, HOW_FILENAME, HOW_POSITION, HOW_OVERRIDE = (
@@ -181,12 +182,18 @@ def _check_dtype(ds, path: Path) -> None:
 
 
 def _expand(inputs: str | Path | Sequence[str | Path]) -> list[Path]:
-    """One path, a folder or a list -> the raster files it stands for."""
-    items = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+    """One path, a folder or a list -> the raster files it stands for (band files inside a zipped
+    product, :class:`~sparsevit.io.archive.ArchivePath`, are kept as they are)."""
+    items = [inputs] if isinstance(inputs, (str, PurePath)) else list(inputs)
     if not items:
         raise InputError("no input raster given", fix="give a raster file, a band folder or band files")
     out: list[Path] = []
     for item in items:
+        if isinstance(item, ArchivePath):
+            if not item.is_file():
+                raise InputError("file not found in the zip archive", path=item, fix="check the path")
+            out.append(item)
+            continue
         p = Path(item)
         if p.is_dir():
             found = sorted(f for f in p.iterdir() if f.suffix.lower() in RASTER_SUFFIXES and f.is_file())
@@ -416,7 +423,8 @@ def open_s2(inputs: str | Path | Sequence[str | Path], band_order: Sequence[str]
             required: Iterable[str] | None = S2_BANDS_NO_CIRRUS, radiometry: str | None = None
             ) -> S2Scene:
     """Open a Sentinel-2 input (multi-band file, band folder, band files, a SAFE folder or its
-    MTD_MSIL1C.xml / MTD_MSIL2A.xml) as an :class:`S2Scene`.
+    MTD_MSIL1C.xml / MTD_MSIL2A.xml, a zipped SAFE product as downloaded, read in place) as an
+    :class:`S2Scene`.
 
     ``band_order`` names every band of the input in file order (e.g. ``EUROSAT_BAND_ORDER``) and
     overrides what the files say. ``required`` bands missing -> :class:`InputError` (``None``

@@ -33,8 +33,9 @@ model: setup      ## retrain the bundled default model (resources/models/default
 package: setup    ## the installable QGIS plugin zip in dist/
 	@bash scripts/package.sh
 
-screenshot: setup ## the real QGIS window (Xvfb) after a panel run: out/screenshots/qgis_sparsevit.png
+screenshot: setup ## the real QGIS window (Xvfb): a panel run (qgis_sparsevit.png), tagging and training (qgis_tagging.png, qgis_fit_map.png) in out/screenshots/
 	@bash scripts/qgis_screenshot.sh
+	@bash scripts/qgis_screenshot_tagging.sh
 
 clean:
 	rm -rf dist build .pytest_cache

@@ -161,6 +161,8 @@ class TrainSection(QgsCollapsibleGroupBox):
         col.addWidget(self.labels_grid)
         self.labels_grid.setChecked(True)
         self.labels_grid.toggled.connect(self._labels_mode_changed)
+        # QgsCollapsibleGroupBox shows every child again when it unfolds, hidden ones included
+        self.collapsedStateChanged.connect(self._labels_mode_changed)
 
         self.grid_box = QWidget(self)
         grid_form = QFormLayout(self.grid_box)

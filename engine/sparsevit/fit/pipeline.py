@@ -291,10 +291,10 @@ def fit(rasters: Sequence[str | Path], labels_path: str | Path, out_dir: str | P
     # -- pseudomasks --------------------------------------------------------------------------
     pm = base.pseudomask if base is not None else PseudomaskSettings(method="attention_class_tokens",
                                                                      attn_blocks=0)
-    masks_file = work / "pseudomasks.npz"
+    masks_file = work / "pseudomasks.safetensors"  # no pickle: the work folder is just files
     if state.get("pseudomasks") and masks_file.is_file():
-        with np.load(masks_file) as z:
-            masks = {k: z[k] for k in z.files}
+        from safetensors.numpy import load_file
+        masks = load_file(str(masks_file))
         progress.log("--resume: pseudomasks of the interrupted run reused")
     else:
         popts = PseudomaskOptions(methods=(pm.method,), attn_blocks=pm.attn_blocks or len(classifier.blocks),
@@ -302,7 +302,8 @@ def fit(rasters: Sequence[str | Path], labels_path: str | Path, out_dir: str | P
         masks = {s.id: res[pm.method].with_ignore()
                  for s, res in iter_dataset_pseudomasks(classifier, norm, train_tiles, popts,
                                                         progress=progress, use_image_labels=True)}
-        np.savez_compressed(masks_file, **masks)
+        from safetensors.numpy import save_file
+        save_file({k: np.ascontiguousarray(v) for k, v in masks.items()}, str(masks_file))
         state["pseudomasks"] = True
         write_text_atomic(work / "state.json", json.dumps(state))
     if opts.spectral:

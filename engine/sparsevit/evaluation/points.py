@@ -11,7 +11,6 @@ with their feature id, in the result.
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 from typing import Mapping as TMapping
@@ -19,61 +18,13 @@ from typing import Mapping as TMapping
 import numpy as np
 
 from ..errors import InputError
+from ..io.vector_labels import as_number, is_missing, pick_layer, resolve_field
 from ..schemes import IGNORE, ClassScheme, Mapping, load_mapping
 from .metrics import ConfusionMatrix, json_sanitize
 
 _LISTED = 100
 _POINT, _MULTIPOINT = 0, 4  # shapely geometry type ids
 _REASONS = ("outside", "nodata", "no_geometry", "no_label", "ignored")
-
-
-def _pick_layer(pyogrio, path: Path, layer: str | int | None):
-    try:
-        layers = pyogrio.list_layers(str(path))
-    except Exception as exc:  # pyogrio's DataSourceError: not a vector file
-        raise InputError(f"not a readable vector file ({str(exc).splitlines()[0][:160]})",
-                         path=path, fix="give a GeoPackage, GeoJSON or Shapefile of points") from None
-    names = [str(n) for n, _ in layers]
-    if layer is not None:
-        if isinstance(layer, int) or str(layer) in names:
-            return layer
-        raise InputError(f"no layer '{layer}' (layers: {', '.join(names)})", path=path,
-                         fix="pass one of the listed layer names")
-    if len(layers) == 1:
-        return names[0]
-    points = [str(n) for n, t in layers if t and "point" in str(t).lower()]
-    if len(points) == 1:
-        return points[0]
-    raise InputError(f"the file has {len(layers)} layers ({', '.join(names)})", path=path,
-                     fix="choose the point layer with --layer")
-
-
-def _resolve_field(info: dict, field: str, path: Path) -> str:
-    fields = [str(f) for f in info["fields"]]
-    if field in fields:
-        return field
-    folded = [f for f in fields if f.lower() == field.lower()]
-    if len(folded) == 1:
-        return folded[0]
-    raise InputError(f"no field '{field}' in the points layer (fields: {', '.join(fields) or 'none'})",
-                     path=path, fix="pass the field holding the class with --field")
-
-
-def _as_number(label: Any) -> int | None:
-    if isinstance(label, (bool, np.bool_)):
-        return None
-    if isinstance(label, (int, np.integer)):
-        return int(label)
-    if isinstance(label, (float, np.floating)):
-        return int(label) if math.isfinite(label) and float(label).is_integer() else None
-    if isinstance(label, str) and label.strip().lstrip("-").isdigit():
-        return int(label.strip())
-    return None
-
-
-def _is_missing(label: Any) -> bool:
-    return label is None or (isinstance(label, (float, np.floating)) and math.isnan(label)) or \
-        (isinstance(label, str) and not label.strip())
 
 
 class _Labeller:
@@ -91,7 +42,7 @@ class _Labeller:
         self.map = scheme_map
 
     def _in_scheme(self, target: Any, scheme: ClassScheme) -> int:
-        num = _as_number(target)
+        num = as_number(target)
         if num is not None and num in scheme.values:
             return scheme.index_of(num)
         if isinstance(target, str) and scheme.has_name(target):
@@ -106,7 +57,7 @@ class _Labeller:
             name = src.classes[self._in_scheme(label, src)].name
             target = self.map.target_name(name)
             return None if target is None else self.scheme.index_of(self.scheme.by_name(target).value)
-        for key in (label, str(label), _as_number(label)):
+        for key in (label, str(label), as_number(label)):
             try:
                 if key is not None and key in self.map:
                     target = self.map[key]
@@ -141,9 +92,10 @@ def evaluate_points(pred_raster: str | Path, points_path: str | Path, field: str
         raise InputError("points file not found", path=points_path, fix="check the path")
     scheme_obj = raster_scheme(pred_raster, scheme)
     labeller = _Labeller(scheme_obj, scheme_map)
-    layer = _pick_layer(pyogrio, points_path, layer)
+    layer = pick_layer(pyogrio, points_path, layer, what="points",
+                       preferred=lambda _name, geom: "point" in geom.lower())
     info = pyogrio.read_info(str(points_path), layer=layer)
-    field = _resolve_field(info, field, points_path)
+    field = resolve_field(info, field, points_path, what="points")
     meta, fids, wkb, field_data = pyogrio.raw.read(str(points_path), layer=layer, columns=[field],
                                                    return_fids=True)
     n = len(wkb)
@@ -197,7 +149,7 @@ def _point_targets(labels, labeller, reason: np.ndarray, field: str, points_path
     resolved: dict[Any, int | str] = {}  # label -> class index, or a skip reason / "unknown"
     unknown: list[str] = []
     for i, lab in enumerate(labels.tolist()):
-        key = ("missing",) if _is_missing(lab) else lab
+        key = ("missing",) if is_missing(lab) else lab
         if key not in resolved:
             if key == ("missing",):
                 resolved[key] = "no_label"

@@ -26,8 +26,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import InputError
-from ..evaluation.points import _as_number, _is_missing, _resolve_field
 from ..io.scene import Grid
+from ..io.vector_labels import as_number, is_missing, pick_layer, resolve_field
 from ..schemes import ClassScheme, load_scheme, scheme_from_dict
 
 GRID_LAYER = "tiles"
@@ -66,7 +66,7 @@ class Labels:
 
 def split_tags(text: Any) -> list[str]:
     """``"Water; Forest"`` -> ``["Water", "Forest"]``; empty or missing -> ``[]``."""
-    if _is_missing(text):
+    if is_missing(text):
         return []
     return [t.strip() for t in _SPLIT.split(str(text)) if t.strip()]
 
@@ -74,7 +74,7 @@ def split_tags(text: Any) -> list[str]:
 def scheme_from_labels(values: Sequence[Any], name: str = "user") -> ClassScheme:
     """A scheme of the distinct label values: integer codes keep their value ("class 3"), names
     get values 1..K in sorted order; colours from :data:`PALETTE`."""
-    distinct = sorted({str(v).strip() if _as_number(v) is None else _as_number(v) for v in values},
+    distinct = sorted({str(v).strip() if as_number(v) is None else as_number(v) for v in values},
                       key=lambda v: (isinstance(v, str), v))
     if not distinct:
         raise InputError("the labels hold no class", fix="tag at least one tile or label one feature")
@@ -91,7 +91,7 @@ def scheme_from_labels(values: Sequence[Any], name: str = "user") -> ClassScheme
 
 
 def _class_index(label: Any, scheme: ClassScheme, where: Path) -> int:
-    num = _as_number(label)
+    num = as_number(label)
     if num is not None and num in scheme.values:
         return scheme.index_of(num)
     text = str(label).strip()
@@ -101,26 +101,6 @@ def _class_index(label: Any, scheme: ClassScheme, where: Path) -> int:
         return scheme.index_of(scheme.by_name(f"class {num}").value)
     raise InputError(f"label '{label}' is not a class of the scheme ({', '.join(scheme.names)})",
                      path=where, fix="add the class to the scheme (--classes) or fix the label")
-
-
-def _pick_layer(pyogrio, path: Path, layer: str | None, want_grid: bool) -> str:
-    try:
-        layers = [(str(n), str(t or "")) for n, t in pyogrio.list_layers(str(path))]
-    except Exception as exc:
-        raise InputError(f"not a readable vector file ({str(exc).splitlines()[0][:160]})", path=path,
-                         fix="give a GeoPackage, GeoJSON or Shapefile") from None
-    names = [n for n, _ in layers]
-    if layer is not None:
-        if layer in names:
-            return layer
-        raise InputError(f"no layer '{layer}' (layers: {', '.join(names)})", path=path,
-                         fix="pass one of the listed layer names with --layer")
-    if len(names) == 1:
-        return names[0]
-    if want_grid and GRID_LAYER in names:
-        return GRID_LAYER
-    raise InputError(f"the file has {len(names)} layers ({', '.join(names)})", path=path,
-                     fix="choose the labels layer with --layer")
 
 
 def _geometries_in(wkb, src_crs, grid: Grid, where: Path):
@@ -164,7 +144,8 @@ def read_labels(path: str | Path, grids: Sequence[Grid], *, tile: int | None, la
         raise InputError(f"--tile must be at least 16 px, got {tile}")
     if tile is None and field is not None:
         raise ValueError("feature labels need a tile size")
-    lay = _pick_layer(pyogrio, where, layer, want_grid=field is None)
+    lay = pick_layer(pyogrio, where, layer,
+                     preferred=(lambda name, _geom: name == GRID_LAYER) if field is None else None)
     info = pyogrio.read_info(str(where), layer=lay)
     kind = "features" if field is not None else "grid"
     if field is None:
@@ -175,13 +156,13 @@ def read_labels(path: str | Path, grids: Sequence[Grid], *, tile: int | None, la
                                  "point/line/polygon layer with --field")
         field = GRID_FIELD
     else:
-        field = _resolve_field(info, field, where)
+        field = resolve_field(info, field, where)
     meta, _, wkb, data = pyogrio.raw.read(str(where), layer=lay, columns=[field], return_fids=True)
     values = list(data[0].tolist()) if len(wkb) else []
     if not values:
         raise InputError(f"layer '{lay}' has no features", path=where, fix="label some tiles first")
     tags = [split_tags(v) for v in values] if kind == "grid" else \
-        [[] if _is_missing(v) else [v] for v in values]
+        [[] if is_missing(v) else [v] for v in values]
     if isinstance(scheme, dict):
         scheme_obj = scheme_from_dict(scheme, where)
     elif scheme is not None:

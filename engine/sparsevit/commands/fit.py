@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 
 from ..bands import parse_band_order
-from ..io.radiometry import OVERRIDE_HELP
+from .options import add_band_options, add_compute_options
 
 
 def register(subparsers) -> None:
@@ -47,10 +47,8 @@ def register(subparsers) -> None:
     p.add_argument("--no-predict", action="store_true", help="only train; do not map the rasters")
     p.add_argument("--resume", action="store_true", help="reuse the finished stages of an interrupted run")
     p.add_argument("--overwrite", action="store_true", help="replace a model and map already in --out")
-    p.add_argument("--threads", type=int, help="CPU threads for torch")
-    p.add_argument("--device", help="auto, cpu, cuda, cuda:1 ... (default auto: cuda when available)")
-    p.add_argument("--band-order", metavar="BANDS", help="as for 'sparsevit info'")
-    p.add_argument("--radiometry", metavar="FORM", help=f"override the detected radiometry: {OVERRIDE_HELP}")
+    add_compute_options(p)
+    add_band_options(p)
     p.set_defaults(func=run, uses_device=True)
 
 

@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 
 from ..bands import parse_band_order
+from .options import add_band_options
 
 # the default model's first training stage saw single 64 px patches: the scale its tags mean
 DEFAULT_TAG_TILE = 64
@@ -27,7 +28,7 @@ def register(subparsers) -> None:
     p.add_argument("--model", help="the model whose tag tile size to use (default: the bundled model)")
     p.add_argument("--area", metavar="XMIN,YMIN,XMAX,YMAX", help="only this rectangle (raster CRS or --area-crs)")
     p.add_argument("--area-crs", metavar="CRS", help="CRS of --area, e.g. EPSG:4326")
-    p.add_argument("--band-order", metavar="BANDS", help="as for 'sparsevit info'")
+    add_band_options(p, radiometry=False)
     p.set_defaults(func=run)
 
 

@@ -7,10 +7,10 @@ from typing import Sequence
 
 from ..bands import S2_RESOLUTION_M, parse_band_order
 from ..errors import InputError
-from ..io.radiometry import OVERRIDE_HELP
 from ..io.scene import S1Scene, S2Scene, _expand, _open, ensure_has_data, open_s1, open_s2
 from ..model_bands import read_model_bands
 from ..paths import default_model_path
+from .options import add_band_options
 
 
 def register(subparsers) -> None:
@@ -25,12 +25,7 @@ def register(subparsers) -> None:
     p.add_argument("--model", metavar="MODEL",
                    help="model folder or .safetensors whose band needs to check the input against "
                         "(default: the bundled default model)")
-    p.add_argument("--band-order", metavar="BANDS",
-                   help="names of the input bands in file order, comma-separated "
-                        "(e.g. B01,B02,...) or a preset: eurosat, esa, esa12")
-    p.add_argument("--radiometry", metavar="CONVENTION",
-                   help="how the Sentinel-2 values are scaled, when the product's metadata does not "
-                        "say or says it wrongly: " + OVERRIDE_HELP)
+    add_band_options(p)
     p.set_defaults(func=run)
 
 

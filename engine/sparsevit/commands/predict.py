@@ -5,7 +5,7 @@ from pathlib import Path
 
 from ..bands import parse_band_order
 from ..errors import InputError
-from ..io.radiometry import OVERRIDE_HELP
+from .options import add_band_options, add_compute_options
 
 
 def register(subparsers) -> None:
@@ -41,13 +41,11 @@ def register(subparsers) -> None:
     p.add_argument("--no-stats", action="store_true", help="skip the class-area tables")
     p.add_argument("--no-overview", action="store_true", help="skip the PNG overview")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
-    p.add_argument("--threads", type=int, help="CPU threads for torch")
+    add_compute_options(p)
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                    help="bf16 autocast: ~1.8x faster segmenter on CPUs with AVX512-BF16/AMX, "
                         "slightly different maps; auto = bf16 on GPUs, fp32 on CPUs")
-    p.add_argument("--band-order", metavar="BANDS", help="as for 'sparsevit info'")
-    p.add_argument("--radiometry", metavar="FORM", help=f"override the detected radiometry: {OVERRIDE_HELP}")
+    add_band_options(p)
     p.set_defaults(func=run, uses_device=True)
 
 

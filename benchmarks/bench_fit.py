@@ -153,7 +153,7 @@ def supervised_run(fit_out: Path, raster: Path, ref: np.ndarray, classes: dict, 
     opts = FitOptions(seed=seed, refine_epochs=refine_epochs)
     with open_s2(raster, required=base.min_bands) as sc:
         labels = read_labels(fit_out / "labels.gpkg", [sc.grid], tile=TILE, scheme=classes)
-        held = set(weak.card.get("holdout_ids", []))
+        held = set(weak.card["tiles"]["holdout_ids"])  # the weak model's training tiles, no more
         tiles = TaggedTiles([sc], [t for t in labels.tiles if t.id not in held], base.s2_bands, labels.scheme)
     masks = {t.id: ref[t.row:t.row + t.size, t.col:t.col + t.size] for t in tiles.tags}
     seg, rcfg, _ = fit_segmenter(base, tiles, masks, weak.normalizer, opts, Progress())

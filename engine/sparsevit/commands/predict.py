@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..bands import parse_band_order
-from ..errors import InputError
+from ..errors import InputError, OutputError
 from .options import add_band_options, add_compute_options
 
 
@@ -16,7 +16,13 @@ def register(subparsers) -> None:
                     "model's classes and/or their coarse view, see --level), the "
                     "pseudomask, a confidence raster, class areas (CSV/JSON), optional polygons "
                     "and attention maps, and a PNG overview.")
-    p.add_argument("s2", nargs="+", metavar="S2", help="multi-band raster, band folder or band files")
+    p.add_argument("s2", nargs="*", metavar="S2", help="multi-band raster, band folder or band files")
+    p.add_argument("--scenes", metavar="LIST",
+                   help="many scenes instead of S2: a text file (one path per line) or a folder of "
+                        "scenes; each goes to OUT/<scene>/, finished ones are skipped (rerun to resume)")
+    p.add_argument("--worker", metavar="I/N",
+                   help="with --scenes: this process does every N-th scene from the I-th (0-based); "
+                        "default from torchrun's RANK/WORLD_SIZE, else all")
     p.add_argument("--s1", nargs="+", metavar="PATH", help="Sentinel-1 VV/VH (models trained with S1)")
     p.add_argument("--model", help="model folder (bundle.json) or classifier checkpoint; "
                                    "default: the bundled default model")
@@ -71,23 +77,70 @@ def _parse_area(text: str | None, area_crs: str | None, s2) -> tuple | None:
     return vals
 
 
-def run(args, progress) -> int:
-    from ..bundle import load_bundle
-    from ..predict import PredictOptions, predict_scene
-    from ..predict.levels import coarse_mapping
+def _options(args, area=None):
+    from ..predict import PredictOptions
 
-    s2 = args.s2 if len(args.s2) > 1 else args.s2[0]
-    bundle = load_bundle(args.model)
-    coarse_mapping(bundle, args.level)  # a model without a coarse level fails now, not after hours
-    opts = PredictOptions(tile=args.tile, overlap=args.overlap, blend=not args.no_blend,
-                          batch_size=args.batch_size,
-                          area=_parse_area(args.area, args.area_crs, args.s2),
+    return PredictOptions(tile=args.tile, overlap=args.overlap, blend=not args.no_blend,
+                          batch_size=args.batch_size, area=area,
                           attention=args.attention, polygons=args.polygons,
                           stats=not args.no_stats, overview=not args.no_overview,
                           overwrite=args.overwrite, device=args.device, threads=args.threads,
                           precision=args.precision,
                           band_order=parse_band_order(args.band_order), level=args.level,
                           radiometry=args.radiometry)
+
+
+def _run_batch(args, progress) -> int:
+    import os
+
+    from ..bundle import load_bundle
+    from ..predict.batch import predict_scenes, read_scene_list, worker_from
+    from ..predict.levels import coarse_mapping
+
+    for flag, given in (("--s1", args.s1), ("--name", args.name), ("--area", args.area)):
+        if given:
+            raise InputError(f"{flag} applies to one scene, not to --scenes",
+                             fix="run predict on that scene alone")
+    out = Path(args.out)
+    if not out.is_dir():
+        raise OutputError("output folder does not exist", path=out, fix="create it first")
+    scenes = read_scene_list(args.scenes)
+    worker = worker_from(args.worker)
+    bundle = load_bundle(args.model)
+    coarse_mapping(bundle, args.level)
+    opts = _options(args)
+    if opts.device in (None, "auto") and "LOCAL_RANK" in os.environ:
+        import torch  # torchrun on a machine with GPUs: one GPU per local worker
+        if torch.cuda.is_available():
+            opts.device = f"cuda:{int(os.environ['LOCAL_RANK']) % torch.cuda.device_count()}"
+    record = predict_scenes(bundle, scenes, out, opts, worker, progress)
+    progress.result(batch=record)
+    if not progress.json_lines:
+        print(f"worker {worker.rank + 1}/{worker.count}: {len(record['done'])} done, "
+              f"{len(record['skipped'])} already finished, {len(record['failed'])} failed "
+              f"({record['seconds']} s)")
+        for f in record["failed"]:
+            print(f"  failed: {f['scene']}: {f['error']}")
+    return 2 if record["failed"] else 0  # each failure is a user error of its scene
+
+
+def run(args, progress) -> int:
+    from ..bundle import load_bundle
+    from ..predict import predict_scene
+    from ..predict.levels import coarse_mapping
+
+    if bool(args.scenes) == bool(args.s2):
+        raise InputError("give either the scene (S2 ...) or --scenes LIST",
+                         fix="e.g. 'sparsevit predict scene.tif --out maps' or "
+                             "'sparsevit predict --scenes scenes.txt --out maps'")
+    if args.scenes:
+        return _run_batch(args, progress)
+    if args.worker:
+        raise InputError("--worker only applies to --scenes")
+    s2 = args.s2 if len(args.s2) > 1 else args.s2[0]
+    bundle = load_bundle(args.model)
+    coarse_mapping(bundle, args.level)  # a model without a coarse level fails now, not after hours
+    opts = _options(args, _parse_area(args.area, args.area_crs, args.s2))
     s1 = None if not args.s1 else (args.s1 if len(args.s1) > 1 else args.s1[0])
     summary = predict_scene(bundle, s2, Path(args.out), s1=s1, opts=opts, progress=progress,
                             stem=args.name)

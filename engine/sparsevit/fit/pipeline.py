@@ -255,7 +255,10 @@ def fit(rasters: Sequence[str | Path], labels_path: str | Path, out_dir: str | P
                   "base_model": None if base is None else str(base.path),
                   "settings": opts.key(), "trained_on_level": base.card.get("trained_on_level") if base else None,
                   "tiles": {"tagged": len(labels.tiles), "train": len(train_tiles), "holdout": len(hold_tiles),
-                            "dropped_no_data": len(all_tiles.dropped)}}
+                            "dropped_no_data": len(all_tiles.dropped),
+                            # which tiles the card's held-out metrics come from (and a benchmark
+                            # may compare with: the same training tiles)
+                            "holdout_ids": sorted(t.id for t in hold_tags)}}
     if base is not None and base.card.get("required_bands"):
         card["required_bands"] = list(base.card["required_bands"])
     card["bands"] = list(bands)

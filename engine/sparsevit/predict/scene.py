@@ -204,6 +204,8 @@ def _commit(staged: _Outputs, out_dir: Path, overwrite: bool) -> None:
     silently replacing the first run's outputs (and both runs' files never get mixed).
     """
     moves = []
+    # as_dict() ends with the run record, so it is the last file to appear: a folder holding it
+    # holds the whole result (the many-scenes batch counts such a scene as finished)
     for p in staged.as_dict().values():
         for side in [Path(p), Path(p + ".aux.xml")] + ([Path(p).with_suffix(".qml")] if p.endswith(".tif") else []):
             if side.exists():

@@ -52,7 +52,9 @@ def test_grid_then_fit_writes_a_model_in_the_users_classes_and_its_map(capsys, t
     stages = [e["stage"] for e in events if e["event"] == "stage_start"]
     assert stages[:3] == ["labels", "read tiles", "train epoch 1/1"] and "spectral refinement" in stages
     result = [e for e in events if e["event"] == "result"][-1]
+    held = result["tiles"].pop("holdout_ids")
     assert result["tiles"] == {"tagged": 16, "train": 13, "holdout": 3, "dropped_no_data": 0}
+    assert len(set(held)) == 3  # named, so a comparison can train on the same 13 tiles
     assert result["scheme"]["name"] == "water_land"
     model = load_bundle(result["outputs"]["model"])
     assert model.scheme.names == ("water", "land") and model.card["tag_tile"] == 32

@@ -42,6 +42,11 @@ class ClassInfo:
     name: str
     color: str
     description: str = ""
+    label: str = ""  # what a legend shows ("Sea / lake"); the name stays the key in files
+
+    @property
+    def display_name(self) -> str:
+        return self.label or self.name
 
 
 @dataclass(frozen=True)
@@ -131,7 +136,8 @@ class ClassScheme:
         return {"name": self.name, "title": self.title, "source": self.source,
                 "ignore_value": self.ignore_value,
                 "classes": [{"value": c.value, "name": c.name, "color": c.color,
-                             "description": c.description} for c in self.classes]}
+                             "description": c.description, **({"label": c.label} if c.label else {})}
+                            for c in self.classes]}
 
 
 def _read_json(path: Path, kind: str) -> dict:
@@ -187,7 +193,10 @@ def scheme_from_dict(data: dict, path: str | Path | None = None) -> ClassScheme:
             raise bad(f"class '{name}' has colour {color!r}", fix="use '#rrggbb'")
         seen_values.add(value)
         seen_names.add(_key(name))
-        classes.append(ClassInfo(value, name, color.lower(), str(c.get("description", ""))))
+        label = c.get("label", "")
+        if not isinstance(label, str):
+            raise bad(f"class '{name}' has label {label!r}", fix="labels are text")
+        classes.append(ClassInfo(value, name, color.lower(), str(c.get("description", "")), label.strip()))
     return ClassScheme(name=str(data["name"]), title=str(data.get("title", data["name"])),
                        classes=tuple(classes), ignore_value=ignore, source=str(data.get("source", "")))
 

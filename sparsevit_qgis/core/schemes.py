@@ -24,6 +24,11 @@ class SchemeClass:
     value: int
     name: str
     color: str  # "#rrggbb"
+    label: str = ""  # legend text ("Sea / lake"); the name stays the key the engine and files use
+
+    @property
+    def display_name(self) -> str:
+        return self.label or self.name
 
 
 @dataclass(frozen=True)
@@ -73,7 +78,9 @@ def scheme_from_dict(data: dict, path: str | None = None) -> Scheme:
         if value in seen:
             raise SchemeError(f"{where}: class value {value} appears twice.")
         seen.add(value)
-        classes.append(SchemeClass(value, name or f"class {value}", color.lower()))
+        label = item.get("label") if isinstance(item, dict) else None
+        classes.append(SchemeClass(value, name or f"class {value}", color.lower(),
+                                   label.strip() if isinstance(label, str) else ""))
     ignore = data.get("ignore_value", 255)
     return Scheme(name=str(data.get("name") or Path(where).stem),
                   title=str(data.get("title") or data.get("name") or Path(where).stem),

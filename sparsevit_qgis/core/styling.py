@@ -34,7 +34,7 @@ from .schemes import Scheme, SchemeClass, as_scheme
 
 
 def paletted_renderer(layer: QgsRasterLayer, scheme: Scheme, band: int = 1) -> QgsPalettedRasterRenderer:
-    classes = [QgsPalettedRasterRenderer.Class(c.value, QColor(c.color), c.name)
+    classes = [QgsPalettedRasterRenderer.Class(c.value, QColor(c.color), c.display_name)
                for c in scheme.classes]
     return QgsPalettedRasterRenderer(layer.dataProvider(), band, classes)
 
@@ -193,7 +193,7 @@ def categorized_polygons(layer: QgsVectorLayer,
         sl = symbol.symbolLayer(0)
         if sl is not None and hasattr(sl, "setStrokeColor"):
             sl.setStrokeColor(QColor(c.color))
-        categories.append(QgsRendererCategory(c.value, symbol, c.name))
+        categories.append(QgsRendererCategory(c.value, symbol, getattr(c, "display_name", c.name)))
     renderer = QgsCategorizedSymbolRenderer(field, categories)
     layer.setRenderer(renderer)
     layer.triggerRepaint()

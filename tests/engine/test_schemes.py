@@ -284,3 +284,19 @@ def test_bigearthnet19_to_eurosat_coarse():
     for unmapped in ("Inland wetlands", "Beaches, dunes, sands", "Transitional woodland, shrub"):
         assert m.apply(unmapped) is None
     assert {t for _, t in m.pairs} - {None} == set(m.target.names)
+
+
+def test_labels_are_what_legends_show_and_names_stay_the_keys(tmp_path):
+    from sparsevit.io.styles import class_entries, paletted_qml
+
+    s = load_scheme("eurosat")
+    sea = s.by_name("SeaLake")
+    assert sea.label == "Sea / lake" and sea.display_name == "Sea / lake"
+    assert "SeaLake" in s.names  # files and the engine keep the name
+    assert scheme_from_dict(s.to_dict()).by_name("SeaLake").label == "Sea / lake"
+    plain = scheme_from_dict({"name": "t", "classes": [{"value": 0, "name": "water", "color": "#0000ff"}]})
+    assert plain.classes[0].display_name == "water" and "label" not in plain.to_dict()["classes"][0]
+    qml = paletted_qml(class_entries(s))
+    assert 'label="Sea / lake"' in qml and 'label="SeaLake"' not in qml
+    with pytest.raises(InputError, match="label"):
+        scheme_from_dict({"name": "t", "classes": [{"value": 0, "name": "w", "color": "#0000ff", "label": 3}]})

@@ -46,7 +46,7 @@ def dock(qgis_iface, real_engine, engine_setting, tiny_bundle, tmp_path, qgis_ne
 
 def test_dock_predict_adds_a_styled_group_then_exports_polygons(dock, tmp_path):
     scheme = json.loads((REPO / "resources" / "schemes" / "eurosat.json").read_text())
-    names = [c["name"] for c in scheme["classes"]]
+    names = [c.get("label", c["name"]) for c in scheme["classes"]]  # legends show the readable labels
     coarse_names = [c["name"] for c in json.loads(
         (REPO / "resources" / "schemes" / "eurosat_coarse.json").read_text())["classes"]]
     assert dock.level_combo.currentData() == "both"  # the default: no --level, both maps

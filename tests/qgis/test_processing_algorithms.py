@@ -69,7 +69,7 @@ def test_predict_loads_a_styled_land_cover_layer(engine, tiny_bundle, tmp_path, 
     assert len(layers) == 1
     renderer = layers[0].renderer()
     assert isinstance(renderer, QgsPalettedRasterRenderer)
-    assert [c.label for c in renderer.classes()][:2] == ["AnnualCrop", "Forest"]
+    assert [c.label for c in renderer.classes()][:2] == ["Annual crop", "Forest"]
     assert layers[0].crs().authid() == "EPSG:4326"
     # the extent was honoured: ~170 px, not the 512 px scene
     assert layers[0].width() < 250
@@ -165,7 +165,7 @@ def test_export_to_gpkg_loads_polygons_categorized_by_class(engine, small_predic
     cats = {c.value(): (c.label(), c.symbol().color().name()) for c in renderer.categories()}
     scheme = json.loads((REPO / "resources" / "schemes" / "eurosat.json").read_text())
     for c in scheme["classes"]:
-        assert cats[c["value"]] == (c["name"], c["color"].lower())
+        assert cats[c["value"]] == (c.get("label", c["name"]), c["color"].lower())
 
 
 def test_export_cog_in_another_crs_and_area_table(engine, small_prediction, tmp_path):

@@ -8,9 +8,10 @@ from conftest import REPO
 from qgis.core import QgsPalettedRasterRenderer, QgsProject
 
 
-def _names(scheme: str) -> list[str]:
+def _labels(scheme: str) -> list[str]:
+    """What a legend shows: each class's readable label, else its name."""
     data = json.loads((REPO / "resources" / "schemes" / f"{scheme}.json").read_text())
-    return [c["name"] for c in data["classes"]]
+    return [c.get("label", c["name"]) for c in data["classes"]]
 
 
 def test_coarse_map_is_a_styled_layer_on_top_of_the_detailed_one(small_prediction, qgis_new_project):
@@ -27,7 +28,7 @@ def test_coarse_map_is_a_styled_layer_on_top_of_the_detailed_one(small_predictio
     assert coarse.name().startswith("Land cover, coarse")
     for layer, scheme in ((coarse, "eurosat_coarse"), (detailed, "eurosat")):
         assert isinstance(layer.renderer(), QgsPalettedRasterRenderer)
-        assert [c.label for c in layer.renderer().classes()] == _names(scheme)
+        assert [c.label for c in layer.renderer().classes()] == _labels(scheme)
     water = next(c for c in coarse.renderer().classes() if c.label == "Water")
     assert water.color.name() == "#2c7fb8"
     node = {r: run.group.findLayer(run.get(r).id()) for r in roles}

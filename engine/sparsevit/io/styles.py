@@ -23,6 +23,11 @@ class ClassEntry:
     value: int
     name: str
     rgb: tuple[int, int, int]
+    label: str = ""  # the legend's text (QML); files keep the name
+
+    @property
+    def display_name(self) -> str:
+        return self.label or self.name
 
     @property
     def hex(self) -> str:
@@ -39,7 +44,8 @@ def parse_color(text: str) -> tuple[int, int, int]:
 
 
 def class_entries(scheme) -> list[ClassEntry]:
-    entries = [ClassEntry(int(c.value), str(c.name), parse_color(c.color)) for c in scheme.classes]
+    entries = [ClassEntry(int(c.value), str(c.name), parse_color(c.color), str(getattr(c, "label", "") or ""))
+               for c in scheme.classes]
     values = [e.value for e in entries]
     if len(set(values)) != len(values) or any(not 0 <= v <= 254 for v in values):
         raise InputError("class values must be unique and within 0..254 (255 is no data)",
@@ -106,7 +112,7 @@ def paletted_qml(entries: list[ClassEntry], band: int = 1, nodata: int = 255) ->
     palette = ET.SubElement(rr, "colorPalette")
     for e in entries:
         ET.SubElement(palette, "paletteEntry", value=str(e.value), color=e.hex, alpha="255",
-                      label=e.name)
+                      label=e.display_name)
     ET.SubElement(pipe, "brightnesscontrast", brightness="0", contrast="0", gamma="1")
     ET.SubElement(pipe, "huesaturation", saturation="0", grayscaleMode="0", colorizeOn="0",
                   colorizeRed="255", colorizeGreen="128", colorizeBlue="128", colorizeStrength="100")

@@ -60,11 +60,16 @@ def write_overview(scene, window: Window, staged, scheme, path: Path, coarse_sch
         with rasterio.open(p) as ds:
             cells.append(colorize(ds.read(1, out_shape=shape, resampling=Resampling.nearest), table))
     cell = 360 if len(cells) <= 3 else 320
-    detail = list(zip(scheme.names, scheme.colors))
+    detail = _legend(scheme)
     if not coarse:
         return grid_png(path, [cells], titles, legend=detail, cell=cell)
     return grid_png(path, [cells], titles, cell=cell, legends=[
         (("pseudomask and detailed map: " if detailed else "pseudomask: ")
          + getattr(scheme, "title", scheme.name), detail),
         ("coarse map: " + getattr(coarse_scheme, "title", coarse_scheme.name),
-         list(zip(coarse_scheme.names, coarse_scheme.colors)))])
+         _legend(coarse_scheme))])
+
+
+def _legend(scheme) -> list[tuple[str, str]]:
+    """(text, colour) per class: readable labels where the scheme has them."""
+    return [(getattr(c, "display_name", c.name), c.color) for c in scheme.classes]

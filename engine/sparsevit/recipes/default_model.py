@@ -100,6 +100,10 @@ def parse(argv=None):
     ap.add_argument("--refine-band-dropout", choices=("on", "off"), default="on",
                     help="drop bands of the MS refinement scenes like the classifier's training")
     ap.add_argument("--refine-epochs", type=int, default=12)
+    ap.add_argument("--refine-crop", type=int, default=128, help="segmenter training crop (px)")
+    ap.add_argument("--refine-batch", type=int, default=8)
+    ap.add_argument("--refine-lr", type=float, default=1e-3)
+    ap.add_argument("--refine-iterations", type=int, default=2)
     ap.add_argument("--test-scenes", type=int, default=200)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="smoke run, not a usable model")
@@ -309,16 +313,25 @@ def main(argv=None) -> int:
 
         masks, pm = make_pseudomasks(args, classifier, norm, refine_ds, test_ds, names, progress, card)
 
-        rcfg = RefineConfig(segmenter="unet-mnv3-flex", iterations=2, crop=128,
-                            train=SegTrainConfig(epochs=args.refine_epochs, batch_size=8, lr=1e-3,
+        rcfg = RefineConfig(segmenter="unet-mnv3-flex", iterations=args.refine_iterations, crop=args.refine_crop,
+                            train=SegTrainConfig(epochs=args.refine_epochs, batch_size=args.refine_batch,
+                                                 lr=args.refine_lr,
                                                  seed=args.seed, class_weighting="balanced"))
-        segs = refine(refine_ds, masks, norm, len(bands), rcfg, progress=progress)
+        per_iteration = []  # does each iteration pay off? (it once did not)
+
+        def scored(it, model, history):
+            per_iteration.append(round(evaluate_segmenter(model, test_ds, norm)["scores"]["miou"], 4))
+            progress.log(f"refinement iteration {it}: test mIoU {per_iteration[-1]:.3f} "
+                         f"({history['images_per_s']} img/s)")
+
+        segs = refine(refine_ds, masks, norm, len(bands), rcfg, progress=progress, on_iteration=scored)
         seg_scores = evaluate_segmenter(segs[-1], test_ds, norm)
         card["segmenter"] = {"name": rcfg.segmenter, "iterations": rcfg.iterations,
                              "test_miou": seg_scores["scores"]["miou"],
                              "test_overall_accuracy": seg_scores["scores"]["overall_accuracy"],
                              "test_average_accuracy": seg_scores["scores"]["average_accuracy"],
-                             "per_class_iou": dict(zip(names, seg_scores["scores"]["per_class"]["iou"]))}
+                             "per_class_iou": dict(zip(names, seg_scores["scores"]["per_class"]["iou"])),
+                             "test_miou_per_iteration": per_iteration}
         progress.log(f"land cover (segmenter it2): test mIoU {seg_scores['scores']['miou']:.3f}")
 
         write_model(out, classifier, norm, segs[-1], rcfg, seg_scores, pm, names, card, t0)

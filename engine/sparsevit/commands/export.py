@@ -16,7 +16,7 @@ def register(subparsers) -> None:
         "export", help="export a classified raster as COG, polygons (GeoPackage) or class areas",
         description="Export a classified raster: a Cloud Optimized GeoTIFF (optionally in another "
                     "CRS, nearest-neighbour, colours and class names kept), class polygons in a "
-                    "GeoPackage (split at block borders, field 'block'), or a class-area table "
+                    "GeoPackage (one feature per patch, joined across processing blocks), or a class-area table "
                     "(CSV/JSON, hectares on the ground in any CRS). The format follows the "
                     "output extension unless --format is given.")
     p.add_argument("classified", metavar="CLASSIFIED.tif", help="the classified raster")
@@ -34,7 +34,7 @@ def register(subparsers) -> None:
                    help="gpkg: simplify polygon outlines by this tolerance in pixels")
     p.add_argument("--layer", help="gpkg: layer name (default: the output file name)")
     p.add_argument("--block-size", type=int, default=2048, metavar="PX",
-                   help="gpkg: polygonize in blocks of PX pixels (polygons split at block borders)")
+                   help="gpkg: polygonize in blocks of PX pixels (bounds memory; patches crossing blocks are joined)")
     p.set_defaults(func=run)
 
 

@@ -157,3 +157,32 @@ def compute_batch_size() -> int:
 
 def set_compute_batch_size(batch_size: int) -> None:
     _set("compute/batch_size", max(1, int(batch_size)))
+
+
+# --- the panel's Export group: GeoPackage polygon options (Processing has its own parameters) ---
+def _float_setting(key: str, default: float, lowest: float) -> float:
+    try:
+        value = float(_get(key, default, float))
+    except (TypeError, ValueError):
+        return default
+    return value if value >= lowest else default
+
+
+def export_min_area_pixels() -> int:
+    """Polygons: patches smaller than this many pixels are merged into a neighbour; 0 (the
+    default) keeps every patch."""
+    return _int_setting("export/min_area_pixels", 0, 0)
+
+
+def set_export_min_area_pixels(pixels: int) -> None:
+    _set("export/min_area_pixels", max(0, int(pixels)))
+
+
+def export_simplify() -> float:
+    """Polygons: outline simplification tolerance in pixels; 0 (the default) keeps the exact
+    pixel outlines."""
+    return _float_setting("export/simplify", 0.0, 0.0)
+
+
+def set_export_simplify(pixels: float) -> None:
+    _set("export/simplify", max(0.0, float(pixels)))

@@ -28,6 +28,7 @@ from qgis.core import (
 from qgis.gui import (
     QgsCollapsibleGroupBox,
     QgsDockWidget,
+    QgsDoubleSpinBox,
     QgsFileWidget,
     QgsMapLayerComboBox,
     QgsProjectionSelectionWidget,
@@ -96,6 +97,7 @@ EXPORT_FORMATS = (
     ("csv", "Class areas table (CSV)", ".csv"),
     ("json", "Class areas (JSON)", ".json"),
 )
+HA_PER_PIXEL_AT_10M = 0.01  # a 10 m x 10 m Sentinel-2 pixel is 100 m2
 
 
 class SparseVitDock(QgsDockWidget):
@@ -381,6 +383,45 @@ class SparseVitDock(QgsDockWidget):
         self.export_crs.setNotSetText(tr("same as the raster"))
         self.export_crs.setCrs(QgsCoordinateReferenceSystem())
         form.addRow(tr("CRS"), self.export_crs)
+        # polygons only (engine --min-area-pixels / --simplify); shown for the gpkg format
+        self.export_min_area = QgsDoubleSpinBox(box)
+        self.export_min_area.setDecimals(0)
+        self.export_min_area.setRange(0, 1e9)
+        self.export_min_area.setClearValue(0)
+        self.export_min_area.setSuffix(tr(" px"))
+        self.export_min_area.setSpecialValueText(tr("0 (keep every patch)"))
+        self.export_min_area.setToolTip(tr(
+            "Patches smaller than this many pixels of the raster are merged into their largest "
+            "neighbour before the polygons are made (drops salt-and-pepper noise). "
+            "At 10 m pixels 1 px = {0:g} ha: 25 px = 0.25 ha, 100 px = 1 ha. "
+            "0 keeps every patch.").format(HA_PER_PIXEL_AT_10M))
+        self.export_min_area.setValue(settings.export_min_area_pixels())
+        self.export_min_area_ha = QLabel(box)
+        self.export_min_area.valueChanged.connect(self._export_options_changed)
+        min_area_row = QWidget(box)
+        row = QHBoxLayout(min_area_row)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.export_min_area, 1)
+        row.addWidget(self.export_min_area_ha)
+        self.export_min_area_row = min_area_row
+        self.export_min_area_label = QLabel(tr("Minimum area"), box)
+        form.addRow(self.export_min_area_label, min_area_row)
+        self.export_simplify = QgsDoubleSpinBox(box)
+        self.export_simplify.setDecimals(2)
+        self.export_simplify.setRange(0, 1000)
+        self.export_simplify.setSingleStep(0.5)
+        self.export_simplify.setClearValue(0)
+        self.export_simplify.setSuffix(tr(" px"))
+        self.export_simplify.setSpecialValueText(tr("0 (exact outlines)"))
+        self.export_simplify.setToolTip(tr(
+            "Smooths the staircase pixel outlines (Douglas-Peucker, tolerance in pixels of the "
+            "raster). Each polygon is simplified on its own: neighbours may then overlap or "
+            "leave small gaps. 0 keeps the exact pixel outlines."))
+        self.export_simplify.setValue(settings.export_simplify())
+        self.export_simplify.valueChanged.connect(self._export_options_changed)
+        self.export_simplify_label = QLabel(tr("Simplify"), box)
+        form.addRow(self.export_simplify_label, self.export_simplify)
+        self._show_min_area_ha()
         self.export_file = QgsFileWidget(box)
         self.export_file.setStorageMode(QgsFileWidget.SaveFile)
         form.addRow(tr("File"), self.export_file)
@@ -395,9 +436,32 @@ class SparseVitDock(QgsDockWidget):
         fmt, label, ext = EXPORT_FORMATS[max(0, self.export_format.currentIndex())]
         self.export_file.setFilter(f"{label} (*{ext})")
         self.export_crs.setEnabled(fmt in ("cog", "gpkg"))  # areas are ground areas in any CRS
+        for widget in (self.export_min_area_label, self.export_min_area_row,
+                       self.export_simplify_label, self.export_simplify):
+            widget.setVisible(fmt == "gpkg")  # the engine takes them for polygons only
         current = self.export_file.filePath().strip()
         if current:
             self.export_file.setFilePath(str(Path(current).with_suffix(ext)))
+
+    def _show_min_area_ha(self) -> None:
+        ha = self.export_min_area.value() * HA_PER_PIXEL_AT_10M
+        self.export_min_area_ha.setText(tr("= {0:g} ha at 10 m").format(round(ha, 4)))
+
+    def _export_options_changed(self, *_) -> None:
+        self._show_min_area_ha()
+        settings.set_export_min_area_pixels(int(round(self.export_min_area.value())))
+        settings.set_export_simplify(self.export_simplify.value())
+
+    def export_polygon_args(self) -> list[str]:
+        """``--min-area-pixels`` / ``--simplify`` for a GeoPackage export, each only when > 0."""
+        args = []
+        min_area = int(round(self.export_min_area.value()))
+        if min_area > 0:
+            args += ["--min-area-pixels", str(min_area)]
+        simplify = round(self.export_simplify.value(), self.export_simplify.decimals())
+        if simplify > 0:
+            args += ["--simplify", f"{simplify:g}"]
+        return args
 
     # --- form -> engine arguments -------------------------------------------------------
     def area_mode(self) -> str:
@@ -583,16 +647,15 @@ class SparseVitDock(QgsDockWidget):
             self._run_dir = None
         return task
 
-    def run_export(self) -> EngineTask | None:
+    def plan_export(self) -> tuple[str, list[str], str]:
+        """The Export group as ``(format, engine arguments, source layer id)``."""
         layer = self.export_layer.currentLayer()
         if layer is None:
-            self.show_error(tr("Choose the land-cover raster to export."))
-            return None
+            raise JobError(tr("Choose the land-cover raster to export."))
         fmt, _label, ext = EXPORT_FORMATS[max(0, self.export_format.currentIndex())]
         dst = self.export_file.filePath().strip()
         if not dst:
-            self.show_error(tr("Choose the file to export to."))
-            return None
+            raise JobError(tr("Choose the file to export to."))
         if Path(dst).suffix.lower() != ext:
             dst = str(Path(dst).with_suffix(ext))
         src = layer.source().split("|")[0]
@@ -600,7 +663,19 @@ class SparseVitDock(QgsDockWidget):
         crs = self.export_crs.crs()
         if fmt in ("cog", "gpkg") and crs.isValid():
             args += ["--crs", crs_arg(crs)]
-        source_id = layer.id()
+        if fmt == "gpkg":
+            args += self.export_polygon_args()
+        return fmt, args, layer.id()
+
+    def build_export_args(self) -> list[str]:
+        return self.plan_export()[1]
+
+    def run_export(self) -> EngineTask | None:
+        try:
+            fmt, args, source_id = self.plan_export()
+        except JobError as exc:
+            self.show_error(str(exc))
+            return None
         return self.start("export", args, tr("SparseViT: export land cover"),
                           lambda outcome: self._export_done(outcome, fmt, source_id))
 

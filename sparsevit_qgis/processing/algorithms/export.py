@@ -7,8 +7,10 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingOutputString,
     QgsProcessingParameterCrs,
+    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFileDestination,
+    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
 )
 
@@ -26,6 +28,8 @@ class ExportAlgorithm(EngineAlgorithm):
     engine_command = "export"
     group_id, group_title = "mapping", "Land-cover mapping"
     INPUT, FORMAT, CRS, OUTPUT, SUMMARY = "INPUT", "FORMAT", "CRS", "OUTPUT", "SUMMARY"
+    # advanced parameters, gpkg only
+    MIN_AREA_PIXELS, SIMPLIFY = "MIN_AREA_PIXELS", "SIMPLIFY"
 
     display_name = "Export land cover"
     help_text = (
@@ -35,7 +39,12 @@ class ExportAlgorithm(EngineAlgorithm):
         "- gpkg: class polygons in a GeoPackage (fields class_value, class_name, area_ha), "
         "optionally in CRS, loaded styled by class,\n"
         "- csv / json: the class-area table (hectares on the ground; CRS does not apply).\n"
-        "The output file extension is set to match the format.")
+        "The output file extension is set to match the format.\n\n"
+        "Advanced, gpkg only: Minimum area (pixels; 0 keeps every patch) merges smaller "
+        "patches into their largest neighbour before polygonizing (at 10 m pixels 1 px = "
+        "0.01 ha, so 100 px = 1 ha); Simplify (pixels; 0 keeps the exact pixel outlines) "
+        "smooths each polygon's outline with that tolerance, after which neighbours may "
+        "overlap or leave small gaps.")
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer(
@@ -48,6 +57,18 @@ class ExportAlgorithm(EngineAlgorithm):
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT, self.tr("Output file"),
             fileFilter="GeoTIFF (*.tif);;GeoPackage (*.gpkg);;CSV (*.csv);;JSON (*.json)"))
+        advanced = [
+            QgsProcessingParameterNumber(
+                self.MIN_AREA_PIXELS,
+                self.tr("Minimum polygon area in pixels (gpkg; 0: keep every patch)"),
+                type=QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0),
+            QgsProcessingParameterNumber(
+                self.SIMPLIFY, self.tr("Simplify outlines, tolerance in pixels (gpkg; 0: exact)"),
+                type=QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0.0),
+        ]
+        for p in advanced:
+            p.setFlags(p.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            self.addParameter(p)
         self.addOutput(QgsProcessingOutputString(self.SUMMARY, self.tr("Result (JSON)")))
 
     def _format(self, parameters, context) -> str:
@@ -64,6 +85,22 @@ class ExportAlgorithm(EngineAlgorithm):
             out = str(Path(out).with_suffix(EXTENSIONS[fmt]))
         return out
 
+    def _polygon_args(self, parameters, context, fmt: str, feedback) -> list[str]:
+        """``--min-area-pixels`` / ``--simplify``: gpkg only, each only when > 0."""
+        min_area = self.parameterAsInt(parameters, self.MIN_AREA_PIXELS, context)
+        simplify = self.parameterAsDouble(parameters, self.SIMPLIFY, context)
+        if fmt != "gpkg":
+            if min_area > 0 or simplify > 0:
+                feedback.pushWarning(self.tr("Minimum area and Simplify ignored: they apply to "
+                                             "polygons (gpkg) only."))
+            return []
+        args = []
+        if min_area > 0:
+            args += ["--min-area-pixels", str(min_area)]
+        if simplify > 0:
+            args += ["--simplify", f"{simplify:g}"]
+        return args
+
     def engine_args(self, parameters, context, feedback):
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         if layer is None:
@@ -77,6 +114,7 @@ class ExportAlgorithm(EngineAlgorithm):
                 feedback.pushWarning(self.tr("CRS ignored: class areas are ground areas in any CRS."))
             else:
                 args += ["--crs", crs_arg(crs)]
+        args += self._polygon_args(parameters, context, fmt, feedback)
         # What the user sees in the source layer colours the polygons (read now: the layer
         # belongs to this thread's context).
         self._classes = palette_classes(layer)

@@ -38,6 +38,7 @@ import torch
 
 from ..bands import S2_BANDS_NO_CIRRUS
 from ..bundle import PseudomaskSettings, load_bundle, write_bundle_json
+from ..datasets.cache import CachedScenes
 from ..datasets.eurosat_real import RGB_BANDS, RealPatchScenes
 from ..evaluation.metrics import EvaluationSet
 from ..io.atomic import write_text_atomic
@@ -277,8 +278,9 @@ def main(argv=None) -> int:
     train_ds = RealPatchScenes(args.data, "train", args.train_scenes, 128, args.seed)
     test_ds = RealPatchScenes(args.data, "test", args.test_scenes, 256, args.seed)
     # fixed scenes (their pseudomasks are computed once), augmented and band-dropped like training
-    refine_ds = RealPatchScenes(args.data, "train", args.refine_scenes, 256, args.seed + 101,
-                                ms_share=args.refine_ms_share, band_dropout=args.refine_band_dropout == "on")
+    refine_ds = CachedScenes(RealPatchScenes(args.data, "train", args.refine_scenes, 256, args.seed + 101,
+                                             ms_share=args.refine_ms_share,
+                                             band_dropout=args.refine_band_dropout == "on"))
     names = list(train_ds.scheme.names)
     n_rgb = sum(len(n) for n in train_ds._rgb_names)
     n_ms = sum(len(n) for n in train_ds._ms_names)

@@ -30,6 +30,15 @@ from .styling import (
 
 BASEMAP_PROPERTY = "sparsevit/basemap"
 ROLE_PROPERTY = "sparsevit/role"
+# On a run's layer group: marks it as a run (older runs are folded when a new one comes) and
+# holds what the short group name leaves out. QGIS shows no tooltip for a group (its layer tree
+# model has tooltips for layers only), so the same text is each layer's abstract, which the
+# layer's tooltip and its Properties > Metadata show.
+RUN_GROUP_PROPERTY = "sparsevit/run"
+RUN_INFO_PROPERTY = "sparsevit/run_info"
+RUN_SCENE_PROPERTY = "sparsevit/scene"
+RUN_MODEL_PROPERTY = "sparsevit/model"
+RUN_DIR_PROPERTY = "sparsevit/run_dir"
 VIEW_LANDCOVER, VIEW_PSEUDOMASK, VIEW_BASEMAP = roles.LANDCOVER, roles.PSEUDOMASK, "basemap"
 VIEW_COARSE = roles.LANDCOVER_COARSE
 MAP_VIEWS = (VIEW_COARSE, VIEW_LANDCOVER, VIEW_PSEUDOMASK)
@@ -114,6 +123,87 @@ def check_crs(layer: QgsMapLayer, expected: QgsCoordinateReferenceSystem) -> str
             f"the engine wrote {expected.authid() or expected.description()}; using the engine's.")
 
 
+def _result_model(result: dict) -> str:
+    model = result.get("model")
+    if isinstance(model, dict):
+        model = model.get("path")
+    return str(model) if model else ""
+
+
+def _result_run_dir(result: dict) -> str:
+    """The run folder: the run record's folder, else the first map's."""
+    outputs = result.get("outputs") or {}
+    path = outputs.get(roles.RUN)
+    if not path:
+        path = next((outputs[r] for r in roles.RASTER_ROLES if outputs.get(r)), None)
+    return str(Path(str(path)).parent) if path else ""
+
+
+def run_info(result: dict, label: str, scene: str | None = None,
+             when: _dt.datetime | None = None) -> dict[str, str]:
+    """What the short group name leaves out: ``scene`` (the full input path, else the label),
+    ``model``, ``run_dir``, ``time`` and ``text`` (all of it, one line each)."""
+    info = {"scene": str(scene or label or ""), "model": _result_model(result),
+            "run_dir": _result_run_dir(result),
+            "time": f"{when:%Y-%m-%d %H:%M:%S}" if when is not None else ""}
+    lines = [f"Scene: {info['scene']}"]
+    if info["model"]:
+        lines.append(f"Model: {info['model']}")
+    if info["run_dir"]:
+        lines.append(f"Run folder: {info['run_dir']}")
+    if info["time"]:
+        lines.append(f"Run: {info['time']}")
+    info["text"] = "\n".join(lines)
+    return info
+
+
+def _set_layer_abstract(layer: QgsMapLayer, text: str) -> None:
+    """The layer's abstract, where the layer tree's tooltip reads it: the server abstract (QGIS
+    3.22-3.x) and the metadata abstract (newer QGIS prefers it; Properties > Metadata)."""
+    server = layer.serverProperties() if hasattr(layer, "serverProperties") else None
+    if server is not None and hasattr(server, "setAbstract"):
+        server.setAbstract(text)
+    else:
+        layer.setAbstract(text)
+    metadata = layer.metadata()
+    metadata.setAbstract(text)
+    layer.setMetadata(metadata)
+
+
+def _unique_group_name(parent: QgsLayerTreeGroup, name: str) -> str:
+    """``name``, or ``name (2)``... when a sibling group has it (two runs in one minute)."""
+    taken = {child.name() for child in parent.children() if isinstance(child, QgsLayerTreeGroup)}
+    candidate, n = name, 2
+    while candidate in taken:
+        candidate, n = f"{name} ({n})", n + 1
+    return candidate
+
+
+def _set_expanded(node, expanded: bool) -> None:
+    """Expand or fold ``node``; always a real change, so that a view that shows it otherwise
+    than the node says follows (the layer tree view re-expands a paletted layer's legend once
+    its style is applied)."""
+    if node.isExpanded() == expanded:
+        node.setExpanded(not expanded)
+    node.setExpanded(expanded)
+
+
+def run_groups(project: QgsProject | None = None) -> list[QgsLayerTreeGroup]:
+    """The layer groups of the plugin's runs, anywhere in the layer tree, top first."""
+    project = project or QgsProject.instance()
+    return [g for g in project.layerTreeRoot().findGroups(True) if g.customProperty(RUN_GROUP_PROPERTY)]
+
+
+def fold_older_runs(keep: QgsLayerTreeGroup | None, project: QgsProject | None = None) -> None:
+    """Fold every run group but ``keep``, and the legends of their layers."""
+    for group in run_groups(project):
+        if group is keep:
+            continue
+        for node in group.findLayers():
+            node.setExpanded(False)
+        group.setExpanded(False)
+
+
 def _raster(path: str, name: str) -> QgsRasterLayer | None:
     layer = QgsRasterLayer(path, name, "gdal")
     return layer if layer.isValid() else None
@@ -121,9 +211,16 @@ def _raster(path: str, name: str) -> QgsRasterLayer | None:
 
 def add_predict_results(result: dict, label: str, project: QgsProject | None = None,
                         when: _dt.datetime | None = None,
-                        log: Callable[[str], None] | None = None) -> RunLayers:
-    """Add a ``predict`` result event's outputs as one layer group at the top of the tree."""
+                        log: Callable[[str], None] | None = None,
+                        scene: str | None = None) -> RunLayers:
+    """Add a ``predict`` result event's outputs as one layer group at the top of the tree.
+
+    The group is named by :func:`~.styling.run_group_name` (short scene name and time); the
+    full ``scene`` path (else ``label``), the model and the run folder are the group's custom
+    properties and each layer's abstract (its tooltip). The new group and its shown map's
+    legend are expanded; the groups of older runs are folded."""
     project = project or QgsProject.instance()
+    when = when or _dt.datetime.now()
     log = log or (lambda _m: None)
     outputs = result.get("outputs") or {}
     schemes: dict[str, object] = {}
@@ -174,8 +271,16 @@ def add_predict_results(result: dict, label: str, project: QgsProject | None = N
         layer.setCustomProperty(ROLE_PROPERTY, role)
         run.layers[role] = layer
     if ordered:
-        run.group = add_layers_to_group([lyr for _r, lyr in ordered], run_group_name(label, when),
-                                        project)
+        info = run_info(result, label, scene, when)
+        for _role, layer in ordered:
+            _set_layer_abstract(layer, info["text"])
+        name = _unique_group_name(project.layerTreeRoot(), run_group_name(label, when, scene))
+        run.group = add_layers_to_group([lyr for _r, lyr in ordered], name, project)
+        run.group.setCustomProperty(RUN_GROUP_PROPERTY, True)
+        run.group.setCustomProperty(RUN_INFO_PROPERTY, info["text"])
+        run.group.setCustomProperty(RUN_SCENE_PROPERTY, info["scene"])
+        run.group.setCustomProperty(RUN_MODEL_PROPERTY, info["model"])
+        run.group.setCustomProperty(RUN_DIR_PROPERTY, info["run_dir"])
         # The main map (coarse over detailed) on; the rest one click away (and drawn only
         # when asked for).
         main = run.main_role
@@ -183,8 +288,10 @@ def add_predict_results(result: dict, label: str, project: QgsProject | None = N
             node = run.group.findLayer(layer.id())
             if node is not None:
                 node.setItemVisibilityChecked(role == main)
-            if role != main and node is not None:
-                node.setExpanded(False)  # one legend at a time; the others are a click away
+        fold_older_runs(run.group, project)
+        # A real change: the view kept the group folded when it was inserted still empty.
+        _set_expanded(run.group, True)
+        sync_legends(run)  # one legend at a time, the shown map's; the others a click away
     for w in run.warnings:
         log(w)
     return run
@@ -196,19 +303,20 @@ def has_map_outputs(result: dict) -> bool:
     return any(outputs.get(role) for role in roles.RASTER_ROLES)
 
 
-def collapse_hidden(run: RunLayers) -> None:
-    """Fold the legends of the run's layers that are not shown."""
+def sync_legends(run: RunLayers) -> None:
+    """Expand the legend of the run's shown layer(s), fold those of the hidden ones."""
     if run.group is None:
         return
     try:
         for node in run.group.findLayers():
-            if not node.itemVisibilityChecked():
-                # The view may show it expanded while the node says collapsed: a real change
-                # makes the view follow.
-                node.setExpanded(True)
-                node.setExpanded(False)
+            # The view may show a legend otherwise than the node says: _set_expanded makes a
+            # real change, which the view follows.
+            _set_expanded(node, node.itemVisibilityChecked())
     except RuntimeError:  # the group was removed meanwhile
         pass
+
+
+collapse_hidden = sync_legends  # its former name
 
 
 def find_basemap(project: QgsProject | None = None) -> QgsMapLayer | None:
@@ -247,6 +355,7 @@ def set_view(run: RunLayers, view: str, project: QgsProject | None = None) -> No
         node.setItemVisibilityChecked(role == view)
     if run.group is not None and view != VIEW_BASEMAP:
         run.group.setItemVisibilityChecked(True)
+    sync_legends(run)  # the shown map's legend open, the hidden ones folded
     if basemap is not None:
         node = root.findLayer(basemap.id())
         if node is not None:

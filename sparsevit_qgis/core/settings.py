@@ -60,12 +60,43 @@ def set_result_opacity(value: float) -> None:
     _set("style/opacity", min(1.0, max(0.0, float(value))))
 
 
+PROJECT_RUNS_FOLDER = "sparsevit_runs"
+HOME_RUNS_FOLDER = "SparseViT runs"
+
+
 def output_dir() -> str:
+    """The output folder the user chose last; empty when none was ever chosen (see
+    :func:`proposed_output_dir`)."""
     return _get("run/output_dir", "", str)
 
 
 def set_output_dir(path: str) -> None:
     _set("run/output_dir", path or "")
+
+
+def proposed_output_dir(project=None) -> str:
+    """The output folder offered when none was ever chosen: ``<project folder>/sparsevit_runs``
+    for a saved project, else ``~/SparseViT runs``. Not created here: a run creates it."""
+    from pathlib import Path
+
+    from qgis.core import QgsProject
+    project = project or QgsProject.instance()
+    if project.fileName() and project.absolutePath():
+        return str(Path(project.absolutePath()) / PROJECT_RUNS_FOLDER)
+    return str(Path.home() / HOME_RUNS_FOLDER)
+
+
+def output_dir_or_proposal(project=None) -> str:
+    """What the output folder field shows: the user's choice, else :func:`proposed_output_dir`."""
+    return output_dir() or proposed_output_dir(project)
+
+
+def is_proposed_output_dir(path: str, project=None) -> bool:
+    """Whether ``path`` is the folder :func:`proposed_output_dir` offers (which a run may create)."""
+    import os
+    if not path:
+        return False
+    return os.path.normpath(os.path.expanduser(str(path))) == os.path.normpath(proposed_output_dir(project))
 
 
 def model_path() -> str:

@@ -5,6 +5,7 @@ Main-thread only (layers and the layer tree are not thread-safe).
 from __future__ import annotations
 
 import datetime as _dt
+import re
 from pathlib import Path
 from typing import Iterable
 from urllib.parse import quote
@@ -104,10 +105,46 @@ def style_for_role(layer: QgsMapLayer, role: str, scheme=None, classes=None,
     return ""
 
 
-def run_group_name(label: str, when: _dt.datetime | None = None) -> str:
-    """"SparseViT <label> <time>"; the label is the input stem for a prediction."""
+SHORT_NAME_CHARS = 28
+# A Sentinel-2 product: S2A_MSIL2A_<sensing yyyymmddThhmmss>_N0509_R108_T<tile>_<processing time>
+_S2_PRODUCT = re.compile(r"S2[A-D]_MSI[A-Z0-9]{3,4}_(\d{4})(\d{2})(\d{2})T\d{6}_N\d{4}_R\d{3}_"
+                         r"(T\d{2}[A-Z]{3})_\d{8}T\d{6}")
+# A granule's file: T<tile>_<sensing yyyymmddThhmmss>_B04_10m (inside a product, or alone)
+_S2_GRANULE = re.compile(r"(?<![A-Za-z0-9])(T\d{2}[A-Z]{3})_(\d{4})(\d{2})(\d{2})T\d{6}")
+_TRAILING_NOTE = re.compile(r"^(.*?)(\s+\([^()]*\))?$", re.S)  # "scene (trained)"
+
+
+def _product_short_name(text: str) -> str | None:
+    """``T32TMT 2023-06-01`` for a Sentinel-2 product or granule name anywhere in ``text``."""
+    m = _S2_PRODUCT.search(text)
+    if m:
+        return f"{m.group(4)} {m.group(1)}-{m.group(2)}-{m.group(3)}"
+    m = _S2_GRANULE.search(text)
+    if m:
+        return f"{m.group(1)} {m.group(2)}-{m.group(3)}-{m.group(4)}"
+    return None
+
+
+def short_scene_name(label: str, scene: str | None = None, limit: int = SHORT_NAME_CHARS) -> str:
+    """What the layer tree shows of a scene: ``T32TMT 2023-06-01`` for a Sentinel-2 product
+    (named in ``label`` or, for a file inside a product such as ``MTD_MSIL2A.xml``, in the
+    ``scene`` path), else the label cut to ``limit`` characters with an ellipsis. A trailing
+    note such as `` (trained)`` is kept whole."""
+    m = _TRAILING_NOTE.match((label or "").strip())
+    base, note = (m.group(1) or "").strip(), m.group(2) or ""
+    short = _product_short_name(base) or (_product_short_name(str(scene)) if scene else None)
+    if short is None:
+        short = base if len(base) <= limit else base[:limit - 1].rstrip() + "\u2026"
+    return (short or "run") + note
+
+
+def run_group_name(label: str, when: _dt.datetime | None = None, scene: str | None = None) -> str:
+    """A run's layer group: the short scene name (:func:`short_scene_name`) and the run's time,
+    ``T32TMT 2023-06-01 10:42``; the label is the input stem for a prediction. The full scene
+    path, model and run folder go to the group's properties and the layers' abstracts
+    (``results.add_predict_results``)."""
     when = when or _dt.datetime.now()
-    return f"SparseViT {label} {when:%Y-%m-%d %H:%M:%S}"
+    return f"{short_scene_name(label, scene)} {when:%H:%M}"
 
 
 def add_layers_to_group(layers: Iterable[QgsMapLayer], group_name: str,

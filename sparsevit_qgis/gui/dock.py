@@ -79,11 +79,11 @@ from ..core.results import (
     add_export_result,
     add_predict_results,
     class_area_line,
-    collapse_hidden,
     ensure_basemap,
     result_warnings,
     set_view,
     summary_line,
+    sync_legends,
 )
 from ..core.styling import set_group_opacity
 from .inputs import ModelInput, RasterInput, tr
@@ -108,7 +108,9 @@ class SparseVitDock(QgsDockWidget):
         self._task: EngineTask | None = None
         self._run_dir: Path | None = None
         self._run_label = ""
+        self._run_scene: str | None = None
         self._run_started: _dt.datetime | None = None
+        self._proposed_out: str | None = None  # the output folder offered, while none was chosen
         self.last_run: RunLayers | None = None
         self._stage_t0: float | None = None
         self._probe: compute.DeviceProbe | None = None
@@ -117,6 +119,10 @@ class SparseVitDock(QgsDockWidget):
         self._build()
         self._set_running(False)
         self.refresh_engine_label()
+        # a project opened or saved later moves the offered output folder along (QGIS 3.22
+        # emits homePathChanged on opening and clearing, only projectSaved on a first save)
+        for signal in self._project_signals():
+            signal.connect(self._propose_output_dir)
 
     # --- layout ------------------------------------------------------------------------
     def _build(self) -> None:
@@ -201,9 +207,12 @@ class SparseVitDock(QgsDockWidget):
             opt_form.addRow(c)
         self.output_dir = QgsFileWidget(opt_box)
         self.output_dir.setStorageMode(QgsFileWidget.GetDirectory)
-        self.output_dir.setFilePath(settings.output_dir())
         self.output_dir.setToolTip(tr("Each run writes into its own new subfolder "
-                                      "<input name>_<date-time> of this folder."))
+                                      "<input name>_<date-time> of this folder. Until you "
+                                      "choose one: the project's folder/sparsevit_runs, or "
+                                      "~/SparseViT runs for an unsaved project (created by "
+                                      "the first run)."))
+        self._propose_output_dir()
         opt_form.addRow(tr("Output folder"), self.output_dir)
         outer.addWidget(opt_box)
         outer.addWidget(self._build_compute(body))
@@ -484,6 +493,25 @@ class SparseVitDock(QgsDockWidget):
             return layer.boundingBoxOfSelected(), layer.crs()
         return None
 
+    @staticmethod
+    def _project_signals():
+        project = QgsProject.instance()
+        return (project.homePathChanged, project.fileNameChanged, project.projectSaved)
+
+    def _propose_output_dir(self, *_args) -> None:
+        """The output folder field on first use: the user's last choice, else the proposed
+        folder (settings.proposed_output_dir), which follows the project while the field
+        still shows it."""
+        chosen = settings.output_dir()
+        current = self.output_dir.filePath().strip()
+        if chosen and not current:
+            self.output_dir.setFilePath(chosen)
+            return
+        if chosen or (current and current != self._proposed_out):
+            return  # the user's choice stands
+        self._proposed_out = settings.proposed_output_dir()
+        self.output_dir.setFilePath(self._proposed_out)
+
     def plan_predict(self, when: _dt.datetime | None = None) -> tuple[list[str], Path]:
         """The engine arguments and the fresh run folder they write to (not created yet)."""
         s2 = self.s2_input.path()
@@ -492,7 +520,8 @@ class SparseVitDock(QgsDockWidget):
         out_dir = self.output_dir.filePath().strip()
         if not out_dir:
             raise JobError(tr("Choose an output folder."))
-        if not Path(out_dir).is_dir():
+        if not Path(out_dir).is_dir() and not (settings.is_proposed_output_dir(out_dir)
+                                               and Path(out_dir).parent.is_dir()):
             raise JobError(tr("The output folder {0} does not exist.").format(out_dir))
         run_dir = run_folder(out_dir, input_stem(s2), when)
         request = PredictRequest(
@@ -632,14 +661,18 @@ class SparseVitDock(QgsDockWidget):
         try:
             when = _dt.datetime.now()
             args, run_dir = self.plan_predict(when)
+            run_dir.parent.mkdir(exist_ok=True)  # the proposed output folder, on first use
             run_dir.mkdir(parents=False)
         except (JobError, OSError) as exc:
             self.show_error(str(exc))
             return None
-        settings.set_output_dir(self.output_dir.filePath().strip())
+        out_dir = self.output_dir.filePath().strip()
+        if settings.output_dir() or out_dir != self._proposed_out:
+            settings.set_output_dir(out_dir)  # the user's choice; the proposal stays one
         settings.set_model_path(self.model_input.chosen())
         self._run_dir, self._run_started = run_dir, when
         self._run_label = input_stem(self.s2_input.path())
+        self._run_scene = self.s2_input.path()
         self.log.appendPlainText(tr("Run folder: {0}").format(run_dir))
         task = self.start("predict", args, tr("SparseViT: map land cover"), self._predict_done)
         if task is None:
@@ -825,13 +858,13 @@ class SparseVitDock(QgsDockWidget):
 
     def show_map_result(self, outcome: EngineOutcome, label: str, when: _dt.datetime | None) -> None:
         """Add a result's maps (a training run's, which has the predict roles) as the last run."""
-        self._run_label, self._run_started = label, when
+        self._run_label, self._run_started, self._run_scene = label, when, None
         self._predict_done(outcome)
 
     def _predict_done(self, outcome: EngineOutcome) -> None:
         result = outcome.result or {}
         run = add_predict_results(result, self._run_label or "run", when=self._run_started,
-                                  log=self.log.appendPlainText)
+                                  log=self.log.appendPlainText, scene=self._run_scene)
         self._run_dir = None
         if run.group is None:
             self.show_error(tr("The engine finished but no result could be opened; see the log."))
@@ -841,8 +874,8 @@ class SparseVitDock(QgsDockWidget):
         self._show_summary(result, outcome)
         self.export_box.setCollapsed(False)
         # The layer tree view re-expands a paletted layer's legend once its style is applied;
-        # fold the hidden layers again after that.
-        QTimer.singleShot(0, lambda: collapse_hidden(run))
+        # fold the hidden layers again after that (and keep the shown map's legend open).
+        QTimer.singleShot(0, lambda: sync_legends(run))
         landcover = run.main_map  # the coarse map when there is one: the map on show
         if landcover is not None:
             self.export_layer.setLayer(landcover)
@@ -915,6 +948,11 @@ class SparseVitDock(QgsDockWidget):
 
     def shutdown(self) -> None:
         """Called on plugin unload: no engine may outlive the plugin."""
+        for signal in self._project_signals():
+            try:
+                signal.disconnect(self._propose_output_dir)
+            except (TypeError, RuntimeError):  # not connected
+                pass
         self.train_section.shutdown()
         if self._probe_task is not None:
             self._probe_task.cancel()

@@ -329,6 +329,11 @@ class TrainSection(QgsCollapsibleGroupBox):
         out = self.output_dir.filePath().strip() or self.dock.output_dir.filePath().strip()
         if not out:
             raise JobError(tr("Choose an output folder for the grid and the trained model."))
+        if not Path(out).is_dir() and settings.is_proposed_output_dir(out) and Path(out).parent.is_dir():
+            try:  # the panel's proposed output folder, on first use
+                Path(out).mkdir(exist_ok=True)
+            except OSError as exc:
+                raise JobError(str(exc)) from exc
         if not Path(out).is_dir():
             raise JobError(tr("The output folder {0} does not exist.").format(out))
         return Path(out)

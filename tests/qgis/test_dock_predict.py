@@ -61,7 +61,7 @@ def test_dock_predict_adds_a_styled_group_then_exports_polygons(dock, tmp_path):
     root = QgsProject.instance().layerTreeRoot()
     group = root.children()[0]
     assert isinstance(group, QgsLayerTreeGroup)
-    assert group.name().startswith("SparseViT Spain_7370579_S2Hand ")
+    assert group.name().startswith("Spain_7370579_S2Hand ")
     run = dock.last_run
     landcover, pseudomask, confidence = (run.get(r) for r in ("landcover", "pseudomask", "confidence"))
     coarse = run.get("landcover_coarse")

@@ -66,7 +66,7 @@ def test_results_go_to_a_group_per_run(qgis_new_project, uint8_tif):
     project = QgsProject.instance()
     layers = [QgsRasterLayer(str(uint8_tif), "a"), QgsRasterLayer(str(uint8_tif), "b")]
     group = styling.add_layers_to_group(layers, styling.run_group_name("predict"), project)
-    assert group.name().startswith("SparseViT predict ")
+    assert group.name().startswith("predict ")
     assert [n.layer().name() for n in group.findLayers()] == ["a", "b"]
     assert project.layerTreeRoot().children()[0] is group
     assert len(project.mapLayers()) == 2

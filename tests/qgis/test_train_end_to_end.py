@@ -204,7 +204,7 @@ def test_train_from_a_point_layer_adds_the_map_and_the_model(fit_engine, dock, c
 
     # the map, as a styled group in the analyst's classes and colours
     run = dock.last_run
-    assert run is not None and run.group.name().startswith("SparseViT crop (trained) ")
+    assert run is not None and run.group.name().startswith("crop (trained) ")
     landcover = run.get("landcover")
     assert landcover is not None and Path(landcover.source()).is_file()
     assert isinstance(landcover.renderer(), QgsPalettedRasterRenderer)

@@ -308,13 +308,13 @@ def test_make_grid_tag_train_and_map(dock, qgis_iface, tmp_path, saved_settings)
 
     # the map, styled by the analyst's scheme, as the last run's group
     run = dock.last_run
-    assert run is not None and run.group.name().startswith("SparseViT scene (trained) ")
+    assert run is not None and run.group.name().startswith("scene (trained) ")
     landcover = run.get("landcover")
     assert isinstance(landcover.renderer(), QgsPalettedRasterRenderer)
     assert [c.label for c in landcover.renderer().classes()] == train.scheme_editor.names
     assert run.get("confidence") is not None and run.get("pseudomask") is not None
     groups = [g.name() for g in QgsProject.instance().layerTreeRoot().children() if hasattr(g, "addGroup")]
-    assert sum(n.startswith("SparseViT scene2 (trained) ") for n in groups) == 1
+    assert sum(n.startswith("scene2 (trained) ") for n in groups) == 1
 
     # the model joins the model selector, chosen and remembered
     model = runs[0] / "model"

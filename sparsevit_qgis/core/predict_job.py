@@ -134,6 +134,22 @@ def discard_run_folder(folder: str | Path) -> bool:
     return True
 
 
+def result_is_complete(result: dict | None) -> bool:
+    """True when a ``predict`` result event arrived and every output it names exists: the
+    engine had committed the whole result (its outputs appear only together, docs/protocol.md)
+    before a cancel reached it, so the result is real and is kept, not thrown away."""
+    outputs = (result or {}).get("outputs")
+    if not isinstance(outputs, dict) or not outputs:
+        return False
+    return all(isinstance(p, str) and Path(p).is_file() for p in outputs.values())
+
+
+def leftover_files(folder: str | Path) -> list[str]:
+    """Names of what a run folder still holds (for a message that says why it was kept)."""
+    folder = Path(folder)
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
 def crs_arg(crs: QgsCoordinateReferenceSystem) -> str:
     """A CRS the engine (rasterio's ``CRS.from_user_input``) reads: the authid, else WKT."""
     if not crs.isValid():

@@ -68,6 +68,8 @@ from ..core.predict_job import (
     crs_arg,
     discard_run_folder,
     input_stem,
+    leftover_files,
+    result_is_complete,
     run_folder,
 )
 from ..core.results import (
@@ -835,10 +837,18 @@ class SparseVitDock(QgsDockWidget):
             self.progress.setValue(100)
             on_done(outcome)
             return
+        if outcome.cancelled and command == "predict" and result_is_complete(outcome.result):
+            # The engine had committed every output before the cancel reached it: the result
+            # is complete, so it is shown rather than left unseen in a folder.
+            self.stage_label.setText(tr("Done in {0:.1f} s (the cancel came too late)").format(outcome.elapsed))
+            self.progress.setValue(100)
+            self.log.appendPlainText(tr("The cancel came after the engine had written the whole result; "
+                                        "the result is kept and added to the map."))
+            on_done(outcome)
+            return
         if outcome.cancelled:
             self.stage_label.setText(tr("Cancelled"))
             self.progress.setValue(0)
-            self.log.appendPlainText(tr("Cancelled; no output was written."))
         else:
             self.stage_label.setText(tr("Failed"))
             self.show_error(outcome.message)
@@ -847,11 +857,19 @@ class SparseVitDock(QgsDockWidget):
         if on_failed is not None:
             on_failed(outcome)
         if command == "predict" and self._run_dir is not None:
-            if discard_run_folder(self._run_dir):
+            left = [] if discard_run_folder(self._run_dir) else leftover_files(self._run_dir)
+            if outcome.cancelled and not left:
+                self.log.appendPlainText(tr("Cancelled; no output was written (removed {0}).").format(self._run_dir))
+            elif not left:
                 self.log.appendPlainText(tr("Removed the run folder {0}").format(self._run_dir))
             else:
-                self.log.appendPlainText(tr("Kept the run folder {0}: it is not empty").format(self._run_dir))
+                self.log.appendPlainText(
+                    tr("{0}; kept the run folder {1}: it holds {2}, which the run did not finish "
+                       "(not added to the map)").format(tr("Cancelled") if outcome.cancelled else tr("Failed"),
+                                                       self._run_dir, ", ".join(left[:5])))
             self._run_dir = None
+        elif outcome.cancelled:
+            self.log.appendPlainText(tr("Cancelled; no output was written."))
 
     def _inspect_done(self, outcome: EngineOutcome) -> None:
         self.log.appendPlainText(format_band_report(outcome.result or {}))

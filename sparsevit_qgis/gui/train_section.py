@@ -671,7 +671,9 @@ class TrainSection(QgsCollapsibleGroupBox):
         if self._fit_dir is not None:
             self._discard(self._fit_dir)
             if self._fit_dir.exists():
-                self.dock.log.appendPlainText(tr("Kept the run folder {0}: it is not empty").format(self._fit_dir))
+                from ..core.predict_job import leftover_files
+                self.dock.log.appendPlainText(tr("Kept the run folder {0}: it holds {1}").format(
+                    self._fit_dir, ", ".join(leftover_files(self._fit_dir)[:5])))
             else:
                 self.dock.log.appendPlainText(tr("Removed the run folder {0}").format(self._fit_dir))
         self._fit_dir = None

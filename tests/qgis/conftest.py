@@ -209,3 +209,23 @@ def small_prediction(real_engine, tiny_bundle, tmp_path_factory) -> dict:
         "--no-overview", "--area=" + ",".join(map(str, SAMPLE_AREA)), "--area-crs", "EPSG:4326"])
     assert outcome.ok, outcome.message + outcome.stderr[-2000:]
     return outcome.result
+
+
+@pytest.fixture
+def new_dock(qgis_iface):
+    """``new_dock()`` makes a SparseViT panel; every panel made is shut down after the test."""
+    from qgis.core import QgsApplication
+
+    from sparsevit_qgis.gui.dock import SparseVitDock
+    docks = []
+
+    def make():
+        dock = SparseVitDock(qgis_iface)
+        docks.append(dock)
+        return dock
+
+    yield make
+    for dock in docks:
+        dock.shutdown()
+        dock.deleteLater()
+    QgsApplication.processEvents()

@@ -59,21 +59,6 @@ def probe_python(tmp_path) -> Path:
                    f"sleep 1\necho 'some import chatter'\necho '{json.dumps(PROBE_ANSWER)}'\n")
 
 
-@pytest.fixture
-def new_dock(qgis_iface):
-    from sparsevit_qgis.gui.dock import SparseVitDock
-    docks = []
-
-    def make():
-        dock = SparseVitDock(qgis_iface)
-        docks.append(dock)
-        return dock
-
-    yield make
-    for dock in docks:
-        dock.shutdown()
-        dock.deleteLater()
-    QgsApplication.processEvents()
     QgsProject.instance().clear()  # a later panel must not pick up this test's layers as input
 
 

@@ -35,20 +35,9 @@ def export_settings():
 
 
 @pytest.fixture
-def new_dock(qgis_iface, qgis_new_project, export_settings):
-    from sparsevit_qgis.gui.dock import SparseVitDock
-    docks = []
-
-    def make():
-        dock = SparseVitDock(qgis_iface)
-        docks.append(dock)
-        return dock
-
-    yield make
-    for dock in docks:
-        dock.shutdown()
-        dock.deleteLater()
-    QgsApplication.processEvents()
+def export_dock(new_dock, qgis_new_project, export_settings):
+    """Panels with the export settings restored afterwards, in a project cleared afterwards."""
+    yield new_dock
     QgsProject.instance().clear()
 
 
@@ -71,8 +60,8 @@ def _rows(dock):
             dock.export_simplify_label, dock.export_simplify)
 
 
-def test_panel_polygon_options_become_engine_flags_for_gpkg_only(new_dock, landcover, tmp_path):
-    dock = new_dock()
+def test_panel_polygon_options_become_engine_flags_for_gpkg_only(export_dock, landcover, tmp_path):
+    dock = export_dock()
     dock.export_layer.setLayer(landcover)
     dock.export_file.setFilePath(str(tmp_path / "out.tif"))
     # defaults: keep every patch, exact outlines; rows hidden for the first format (COG)
@@ -106,13 +95,13 @@ def test_panel_polygon_options_become_engine_flags_for_gpkg_only(new_dock, landc
         assert args[4] == fmt and not set(FLAGS) & set(args), fmt
 
 
-def test_panel_polygon_options_survive_a_new_panel(new_dock, export_settings):
-    dock = new_dock()
+def test_panel_polygon_options_survive_a_new_panel(export_dock, export_settings):
+    dock = export_dock()
     dock.export_min_area.setValue(40)
     dock.export_simplify.setValue(0.75)
     assert export_settings.export_min_area_pixels() == 40
     assert export_settings.export_simplify() == pytest.approx(0.75)
-    again = new_dock()
+    again = export_dock()
     assert again.export_min_area.value() == 40
     assert again.export_simplify.value() == pytest.approx(0.75)
     _select_format(again, "gpkg")

@@ -171,8 +171,9 @@ def first_run_message(problems: list[str] | None = None) -> str:
     python3 = "py -3" if os.name == "nt" else "python3"
     lines = [
         "The SparseViT engine is not installed yet. It runs in its own Python environment, "
-        "outside QGIS, so that PyTorch never slows down or crashes QGIS. Create it once "
-        "(about 1.5 GB, CPU build of PyTorch) with these commands in a terminal:",
+        "outside QGIS, so that PyTorch never slows down or crashes QGIS. Press Install engine… "
+        "in the SparseViT panel to install it (about 1.4 GB, from the internet or a local wheel "
+        "folder), or create it yourself with these commands in a terminal (CPU build of PyTorch):",
         f"  {python3} -m venv \"{venv}\"",
         f"  \"{py}\" -m pip install {torch_requirement(req)} --index-url https://download.pytorch.org/whl/cpu",
         f"  \"{py}\" -m pip install -r \"{req / 'engine.txt'}\"",

@@ -137,7 +137,12 @@ class SparseVitDock(QgsDockWidget):
         self.engine_button = QPushButton(tr("Engine…"), body)
         self.engine_button.setToolTip(tr("Choose the Python interpreter of the SparseViT engine"))
         self.engine_button.clicked.connect(self.choose_engine)
+        self.install_engine_button = QPushButton(tr("Install engine…"), body)
+        self.install_engine_button.setToolTip(tr("Install, repair or remove the engine's own Python "
+                                                 "environment (from the internet or a local wheel folder)"))
+        self.install_engine_button.clicked.connect(self.open_engine_installer)
         engine_row.addWidget(self.engine_label, 1)
+        engine_row.addWidget(self.install_engine_button)
         engine_row.addWidget(self.engine_button)
         outer.addLayout(engine_row)
 
@@ -547,6 +552,23 @@ class SparseVitDock(QgsDockWidget):
             self.refresh_engine_label()
             self.probe_device()
 
+    def open_engine_installer(self):
+        from .engine_install_dialog import EngineInstallDialog
+        dialog = getattr(self, "_install_dialog", None)
+        if dialog is None:
+            dialog = self._install_dialog = EngineInstallDialog(self)
+            dialog.engine_changed.connect(self._engine_changed)
+        dialog.show()
+        dialog.raise_()
+        return dialog
+
+    def _engine_changed(self) -> None:
+        clear_cache()
+        compute.clear_probe_cache()
+        self._probe = None
+        self.refresh_engine_label()
+        self.probe_device()
+
     def showEvent(self, event):  # noqa: N802 - Qt
         """The panel opens: ask the engine for its device (once per interpreter, cached)."""
         super().showEvent(event)
@@ -641,8 +663,11 @@ class SparseVitDock(QgsDockWidget):
         info = locate_engine(validate=False)
         if info.ok:
             self.engine_label.setText(tr("Engine: {0} ({1})").format(info.python, info.source))
+            self.install_engine_button.setDefault(False)
         else:
-            self.engine_label.setText(tr("Engine: not installed (see the log below)"))
+            self.engine_label.setText(tr("Engine: not installed. Press Install engine… (or see "
+                                         "the log below for the terminal commands)"))
+            self.install_engine_button.setDefault(True)
             self.log.appendPlainText(info.message)
 
     def inspect(self) -> None:
@@ -946,7 +971,7 @@ class SparseVitDock(QgsDockWidget):
 
     # --- helpers -----------------------------------------------------------------------
     def _set_running(self, running: bool) -> None:
-        for b in (self.run_button, self.inspect_button, self.engine_button, self.export_button):
+        for b in (self.run_button, self.inspect_button, self.engine_button, self.install_engine_button, self.export_button):
             b.setEnabled(not running)
         self.cancel_button.setEnabled(running)
         self.train_section.set_running(running)

@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: setup demo test test-engine test-qgis lint bench model package screenshot clean
+.PHONY: setup demo test test-engine test-qgis lint bench model package screenshot screenshot-install clean
 
 setup:            ## apt packages, venv, pinned wheels, sanity check (idempotent)
 	@bash scripts/setup.sh
@@ -36,6 +36,9 @@ package: setup    ## the installable QGIS plugin zip in dist/
 screenshot: setup ## the real QGIS window (Xvfb): a panel run (qgis_sparsevit.png), tagging and training (qgis_tagging.png, qgis_fit_map.png) in out/screenshots/
 	@bash scripts/qgis_screenshot.sh
 	@bash scripts/qgis_screenshot_tagging.sh
+
+screenshot-install: setup ## a new user's first open and Install engine from WHEELS=<folder of scripts/make_wheelhouse.sh> (qgis_first_open.png, qgis_install_progress.png, qgis_installed.png)
+	@bash scripts/qgis_screenshot_install.sh "$(WHEELS)"
 
 clean:
 	rm -rf dist build .pytest_cache

@@ -28,22 +28,8 @@ else
     echo "model: resources/models/default is missing; using an UNTRAINED tiny test bundle ($MODEL)"
 fi
 
-# --profiles-path DIR keeps profiles in DIR/profiles/<name>
-PROFILES="$WORK/qgis"
-PROFILE="$PROFILES/profiles/default"
-mkdir -p "$PROFILE/python/plugins" "$PROFILE/QGIS"
-ln -s "$REPO/sparsevit_qgis" "$PROFILE/python/plugins/sparsevit_qgis"
-cat > "$PROFILE/QGIS/QGIS3.ini" <<INI
-[PythonPlugins]
-sparsevit_qgis=true
-
-[qgis]
-checkVersion=false
-showTips=false
-
-[sparsevit]
-engine\\python=$REPO/${VENV:-.venv}/bin/python
-INI
+source scripts/qgis_shot_common.sh
+shot_profile "$WORK" "$REPO/sparsevit_qgis" "$REPO/${VENV:-.venv}/bin/python"
 
 export SPARSEVIT_SHOT_MODEL="$MODEL"
 export SPARSEVIT_SHOT_S2="$REPO/resources/sample/Spain_7370579_S2Hand.tif"
@@ -51,15 +37,6 @@ export SPARSEVIT_SHOT_RUNS="$WORK/runs"
 export SPARSEVIT_SHOT_PNG="$OUT/qgis_sparsevit.png"
 mkdir -p "$SPARSEVIT_SHOT_RUNS"
 rm -f "$SPARSEVIT_SHOT_PNG"
-unset QT_QPA_PLATFORM  # the Makefile exports offscreen; here QGIS draws on the Xvfb display
 
-timeout 600 xvfb-run -a -s "-screen 0 1600x1000x24" \
-    qgis --profiles-path "$PROFILES" --nologo --noversioncheck \
-    --code "$REPO/scripts/qgis_screenshot_startup.py" || true
-
-if [[ -s "$SPARSEVIT_SHOT_PNG" ]]; then
-    echo "screenshot: $SPARSEVIT_SHOT_PNG"
-else
-    echo "no screenshot was written" >&2
-    exit 1
-fi
+shot_run_qgis "$REPO/scripts/qgis_screenshot_startup.py" 600
+shot_check "$SPARSEVIT_SHOT_PNG"

@@ -25,22 +25,8 @@ if [[ ! -f "$REPO/resources/models/default/bundle.json" ]]; then
     exit 1
 fi
 
-# --profiles-path DIR keeps profiles in DIR/profiles/<name>
-PROFILES="$WORK/qgis"
-PROFILE="$PROFILES/profiles/default"
-mkdir -p "$PROFILE/python/plugins" "$PROFILE/QGIS"
-ln -s "$REPO/sparsevit_qgis" "$PROFILE/python/plugins/sparsevit_qgis"
-cat > "$PROFILE/QGIS/QGIS3.ini" <<INI
-[PythonPlugins]
-sparsevit_qgis=true
-
-[qgis]
-checkVersion=false
-showTips=false
-
-[sparsevit]
-engine\\python=$REPO/${VENV:-.venv}/bin/python
-INI
+source scripts/qgis_shot_common.sh
+shot_profile "$WORK" "$REPO/sparsevit_qgis" "$REPO/${VENV:-.venv}/bin/python"
 
 export SPARSEVIT_SHOT_S2="$REPO/resources/sample/Spain_7370579_S2Hand.tif"
 export SPARSEVIT_SHOT_LABELS="$REPO/resources/sample/Spain_7370579_LabelHand.tif"
@@ -51,25 +37,8 @@ FIT_TIMEOUT="${SPARSEVIT_SHOT_FIT_TIMEOUT:-900}"
 export SPARSEVIT_SHOT_FIT_TIMEOUT="$FIT_TIMEOUT"
 mkdir -p "$SPARSEVIT_SHOT_RUNS"
 rm -f "$SPARSEVIT_SHOT_PNG_TAGGING" "$SPARSEVIT_SHOT_PNG_MAP"
-unset QT_QPA_PLATFORM  # the Makefile exports offscreen; here QGIS draws on the Xvfb display
 
-start=$(date +%s)
-rc=0
 # grid + tagging + training + a margin for QGIS to start and stop
-timeout $((FIT_TIMEOUT + 600)) xvfb-run -a -s "-screen 0 1600x1000x24" \
-    qgis --profiles-path "$PROFILES" --nologo --noversioncheck \
-    --code "$REPO/scripts/qgis_screenshot_tagging_startup.py" || rc=$?
-echo "QGIS ran $(( $(date +%s) - start )) s (exit $rc)"
-
-missing=0
-for png in "$SPARSEVIT_SHOT_PNG_TAGGING" "$SPARSEVIT_SHOT_PNG_MAP"; do
-    if [[ -s "$png" ]]; then
-        echo "screenshot: $png"
-    else
-        echo "no screenshot was written: $png" >&2
-        missing=1
-    fi
-done
-if [[ $missing -ne 0 || $rc -ne 0 ]]; then
-    exit 1
-fi
+shot_run_qgis "$REPO/scripts/qgis_screenshot_tagging_startup.py" $((FIT_TIMEOUT + 600))
+shot_check "$SPARSEVIT_SHOT_PNG_TAGGING" "$SPARSEVIT_SHOT_PNG_MAP"
+[[ $QGIS_RC -eq 0 ]]

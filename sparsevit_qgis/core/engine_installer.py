@@ -196,7 +196,9 @@ def plan_install(venv: Path, *, build: str = "auto", wheel_folder: Path | str | 
     torch_build = resolve_build(build, detected)
     py = str(venv_python(venv))
     pip = [py, "-m", "pip", "install", *PIP_FLAGS]
-    source = ["--no-index", "--find-links", str(folder)] if folder else []
+    # Offline: --isolated too, so a pip.conf or PIP_* variable cannot add an index or another
+    # wheel folder (online installs keep them: proxies and mirrors live there).
+    source = ["--isolated", "--no-index", "--find-links", str(folder)] if folder else []
     notes = []
     steps: list[Step] = []
     fresh = not venv_python(venv).exists()
@@ -221,7 +223,7 @@ def plan_install(venv: Path, *, build: str = "auto", wheel_folder: Path | str | 
     if folder and version:
         wheel = next(iter(sorted(folder.glob(f"sparsevit-{version}-*.whl"))), None)
     if wheel is not None:
-        steps.append(Step(f"install the engine {version}", pip + ["--no-deps", str(wheel)], 1))
+        steps.append(Step(f"install the engine {version}", pip + source + ["--no-deps", str(wheel)], 1))
     else:
         # --force-reinstall: a repair must replace an engine of another version or a broken one.
         steps.append(Step("install the engine", pip + source + ["--no-deps", "--force-reinstall",

@@ -82,8 +82,8 @@ def test_offline_install_from_a_wheel_folder_then_repair_then_remove(tmp_path, s
     venv = tmp_path / "profile" / "sparsevit" / "venv"
     plan = ei.plan_install(venv, wheel_folder=wheels, sources=sources, detected=CPU,
                            base_python=BASE_PYTHON)
-    pip_steps = _args(plan)[1:-1]
-    assert all(f"--no-index --find-links {wheels}" in s for s in pip_steps)
+    pip_steps = _args(plan)[1:]
+    assert all(f"--isolated --no-index --find-links {wheels}" in s for s in pip_steps)
     assert _args(plan)[-1].endswith(f"sparsevit-{ENGINE_VERSION}-py3-none-any.whl")
     lines, progress = [], []
     outcome = ei.run_install(plan, on_line=lines.append, on_progress=progress.append)

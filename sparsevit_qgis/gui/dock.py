@@ -15,6 +15,8 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsMapLayerProxyModel,
     QgsProject,
+    QgsRasterLayer,
     QgsRectangle,
 )
 from qgis.gui import (
@@ -72,6 +75,7 @@ from ..core.predict_job import (
     result_is_complete,
     run_folder,
 )
+from ..core.reclassify import shown_classes, write_json
 from ..core.results import (
     VIEW_BASEMAP,
     VIEW_COARSE,
@@ -87,7 +91,8 @@ from ..core.results import (
     summary_line,
     sync_legends,
 )
-from ..core.styling import set_group_opacity
+from ..core.schemes import SchemeError
+from ..core.styling import palette_classes, set_group_opacity
 from .inputs import ModelInput, RasterInput, tr
 from .train_section import TrainSection
 
@@ -118,6 +123,7 @@ class SparseVitDock(QgsDockWidget):
         self._probe: compute.DeviceProbe | None = None
         self._probe_task: compute.DeviceProbeTask | None = None
         self._device_from_run = False  # the label shows what a run's start event said
+        self._edits_dir: Path | None = None  # the --classes / --reclass files handed to the engine
         self._build()
         self._set_running(False)
         self.refresh_engine_label()
@@ -442,8 +448,17 @@ class SparseVitDock(QgsDockWidget):
         self.export_file.setStorageMode(QgsFileWidget.SaveFile)
         form.addRow(tr("File"), self.export_file)
         self.export_button = QPushButton(tr("Export"), box)
+        self.export_button.setToolTip(tr("Exports the classes as the layer shows them: names "
+                                         "and colours edited in its Symbology are kept"))
         self.export_button.clicked.connect(self.run_export)
-        form.addRow(self.export_button)
+        self.reclassify_button = QPushButton(tr("Reclassify…"), box)
+        self.reclassify_button.setToolTip(tr("Merge or rename the layer's classes (e.g. River + "
+                                             "Sea / lake -> Water) into a new GeoTIFF added to the map"))
+        self.reclassify_button.clicked.connect(self.open_reclassify)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.export_button, 1)
+        buttons.addWidget(self.reclassify_button)
+        form.addRow(buttons)
         self._export_format_changed()
         box.setCollapsed(True)  # needed after a run, not before: keeps the panel short
         return box
@@ -723,6 +738,10 @@ class SparseVitDock(QgsDockWidget):
         crs = self.export_crs.crs()
         if fmt in ("cog", "gpkg") and crs.isValid():
             args += ["--crs", crs_arg(crs)]
+        # the scheme's names and colours are not what the user sees after editing the Symbology
+        shown = shown_classes(palette_classes(layer)) if isinstance(layer, QgsRasterLayer) else []
+        if shown:
+            args += ["--classes", str(write_json(self._edit_file("classes"), shown))]
         if fmt == "gpkg":
             args += self.export_polygon_args()
         return fmt, args, layer.id()
@@ -738,6 +757,56 @@ class SparseVitDock(QgsDockWidget):
             return None
         return self.start("export", args, tr("SparseViT: export land cover"),
                           lambda outcome: self._export_done(outcome, fmt, source_id))
+
+    def _edit_file(self, kind: str) -> Path:
+        if self._edits_dir is None or not self._edits_dir.is_dir():
+            self._edits_dir = Path(tempfile.mkdtemp(prefix="sparsevit-export-"))
+        fd, name = tempfile.mkstemp(prefix=kind + "-", suffix=".json", dir=self._edits_dir)
+        os.close(fd)
+        return Path(name)
+
+    def open_reclassify(self):
+        """The Reclassify… dialog for the chosen land-cover layer; its result is exported."""
+        from .reclassify_dialog import ReclassifyDialog
+        layer = self.export_layer.currentLayer()
+        classes = palette_classes(layer) if isinstance(layer, QgsRasterLayer) else []
+        if not classes:
+            self.show_error(tr("Choose a land-cover layer shown with classes (Paletted/Unique "
+                               "values symbology) to reclassify."))
+            return None
+        stem = Path(layer.source().split("|")[0]).with_suffix("")
+        dialog = ReclassifyDialog(classes, layer.name(), f"{stem}_reclassified.tif", parent=self)
+        if not dialog.exec_():
+            return None
+        try:
+            spec = dialog.spec()
+        except SchemeError as exc:
+            self.show_error(str(exc))
+            return None
+        return self.run_reclassify(spec, dialog.output_path(), layer)
+
+    def plan_reclassify(self, spec: dict, dst: str, layer=None) -> tuple[list[str], str]:
+        """``(engine arguments, source layer id)`` for exporting ``layer`` (default: the Export
+        box's) reclassified by ``spec`` (core/reclassify.py ``reclass_spec``) as a COG ``dst``."""
+        layer = layer or self.export_layer.currentLayer()
+        if layer is None:
+            raise JobError(tr("Choose the land-cover raster to reclassify."))
+        if not dst:
+            raise JobError(tr("Choose the file to write the reclassified land cover to."))
+        src = layer.source().split("|")[0]
+        dst = str(Path(dst).with_suffix(".tif"))
+        args = [src, "--out", dst, "--format", "cog",
+                "--reclass", str(write_json(self._edit_file("reclass"), spec))]
+        return args, layer.id()
+
+    def run_reclassify(self, spec: dict, dst: str, layer=None) -> EngineTask | None:
+        try:
+            args, source_id = self.plan_reclassify(spec, dst, layer)
+        except JobError as exc:
+            self.show_error(str(exc))
+            return None
+        return self.start("export", args, tr("SparseViT: reclassify land cover"),
+                          lambda outcome: self._export_done(outcome, "cog", source_id))
 
     def start(self, command: str, args: list[str], description: str, on_done,
               on_failed=None) -> EngineTask | None:
@@ -971,8 +1040,10 @@ class SparseVitDock(QgsDockWidget):
 
     # --- helpers -----------------------------------------------------------------------
     def _set_running(self, running: bool) -> None:
-        for b in (self.run_button, self.inspect_button, self.engine_button, self.install_engine_button, self.export_button):
+        for b in (self.run_button, self.inspect_button, self.engine_button, self.install_engine_button,
+                  self.export_button):
             b.setEnabled(not running)
+        self.reclassify_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
         self.train_section.set_running(running)
 
@@ -1003,6 +1074,9 @@ class SparseVitDock(QgsDockWidget):
         if self._task is not None:
             self._task.cancel()
             self._task = None
+        if self._edits_dir is not None:
+            shutil.rmtree(self._edits_dir, ignore_errors=True)
+            self._edits_dir = None
 
 
 def format_band_report(result: dict) -> str:

@@ -18,7 +18,8 @@ def register(subparsers) -> None:
                     "CRS, nearest-neighbour, colours and class names kept), class polygons in a "
                     "GeoPackage (one feature per patch, joined across processing blocks), or a class-area table "
                     "(CSV/JSON, hectares on the ground in any CRS). The format follows the "
-                    "output extension unless --format is given.")
+                    "output extension unless --format is given. --reclass merges or renumbers "
+                    "classes first; --classes then sets the names and colours written.")
     p.add_argument("classified", metavar="CLASSIFIED.tif", help="the classified raster")
     p.add_argument("--out", required=True, metavar="DST", help="output file (.tif, .gpkg, .csv, .json)")
     p.add_argument("--format", choices=("cog", "gpkg", "csv", "json"),
@@ -28,6 +29,14 @@ def register(subparsers) -> None:
                    help="cog: pixel size in target-CRS units (default: about the source's)")
     p.add_argument("--scheme", metavar="NAME",
                    help="class scheme (default: the raster's own class table)")
+    p.add_argument("--classes", metavar="FILE.json",
+                   help='names and colours to write, e.g. [{"value": 9, "name": "Lake", '
+                        '"colour": "#1c0dff"}]; values left out keep their own (all formats)')
+    p.add_argument("--reclass", metavar="MAPPING|FILE.json",
+                   help="reclassify first: a mapping of resources/mappings (e.g. "
+                        "eurosat_to_eurosat_coarse) or a file {\"classes\": [new classes], "
+                        "\"map\": {\"old value\": new value or null}}; null and unmapped "
+                        "values become nodata (all formats)")
     p.add_argument("--min-area-pixels", type=int, default=0, metavar="N",
                    help="gpkg: merge patches smaller than N pixels into their neighbour first")
     p.add_argument("--simplify", type=float, metavar="PIXELS",
@@ -65,7 +74,7 @@ def export(args: argparse.Namespace, progress=None) -> dict[str, Any]:
     if fmt == "cog":
         from ..export.reproject import export_classified
         res = export_classified(src, out, args.crs, args.resolution, scheme=args.scheme,
-                                progress=progress)
+                                classes=args.classes, reclass=args.reclass, progress=progress)
         return {"format": fmt, **res}
     if args.resolution is not None:
         raise InputError("--resolution only applies to the cog format", fix="drop it or export to .tif")
@@ -73,13 +82,15 @@ def export(args: argparse.Namespace, progress=None) -> dict[str, Any]:
         from ..export.vectorize import vectorize
         res = vectorize(src, out, args.scheme, min_area_pixels=args.min_area_pixels,
                         simplify=args.simplify, crs=args.crs, layer=args.layer,
-                        block_size=args.block_size, progress=progress)
+                        block_size=args.block_size, classes=args.classes,
+                        reclass=args.reclass, progress=progress)
         return {"format": fmt, **res}
     if args.crs:
         raise InputError("--crs does not apply to class areas: they are ground areas in any CRS",
                          fix="drop --crs")
     from ..export.stats import area_summary, write_areas_csv, write_areas_json
-    summary = area_summary(src, args.scheme, progress=progress)
+    summary = area_summary(src, args.scheme, classes=args.classes, reclass=args.reclass,
+                           progress=progress)
     (write_areas_csv if fmt == "csv" else write_areas_json)(out, summary)
     return {"format": fmt, "path": str(out), **summary}
 

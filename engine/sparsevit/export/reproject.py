@@ -18,7 +18,8 @@ from ..io.scene import Grid
 from ..io.tiles import tile_windows
 from ..io.writers import IGNORE, ClassifiedWriter
 from ..schemes import ClassScheme
-from .classes import open_raster, raster_scheme
+from .classes import open_raster
+from .edits import resolve_edits
 from .stats import _check_integer
 from .vectorize import parse_crs
 
@@ -53,12 +54,13 @@ def target_grid(src_grid: Grid, crs=None, resolution: float | Sequence[float] | 
 
 def export_classified(src: str | Path, dst: str | Path, crs=None,
                       resolution: float | Sequence[float] | None = None, *,
-                      scheme: str | Path | ClassScheme | None = None, band: int = 1,
-                      block: int = 1024, progress=None) -> dict[str, Any]:
+                      scheme: str | Path | ClassScheme | None = None, classes=None, reclass=None,
+                      band: int = 1, block: int = 1024, progress=None) -> dict[str, Any]:
     """Write ``src`` (a class raster) as a COG at ``dst`` in ``crs`` (default: the source CRS)
     with pixel size ``resolution`` in target-CRS units (default: GDAL's choice, which keeps about
     the source pixel count). Classes come from ``scheme`` or the source's class table. Source
-    nodata and pixels outside the source become 255. Returns ``{"path", "grid", "scheme"}``.
+    nodata and pixels outside the source become 255. ``reclass`` / ``classes``: see
+    :mod:`sparsevit.export.edits`. Returns ``{"path", "grid", "scheme"}``.
     """
     from rasterio.enums import Resampling
     from rasterio.vrt import WarpedVRT
@@ -66,7 +68,8 @@ def export_classified(src: str | Path, dst: str | Path, crs=None,
     if Path(dst).suffix.lower() not in (".tif", ".tiff"):
         raise InputError("a classified raster export needs a .tif output", path=dst,
                          fix="name the output *.tif (or use .gpkg/.csv/.json for other formats)")
-    scheme_obj = raster_scheme(src, scheme)
+    edits = resolve_edits(src, scheme, classes, reclass)
+    scheme_obj = edits.scheme
     with open_raster(src) as ds:
         if band > ds.count:
             raise InputError(f"raster has {ds.count} band(s), band {band} requested", path=src)
@@ -89,14 +92,14 @@ def export_classified(src: str | Path, dst: str | Path, crs=None,
             with ClassifiedWriter(dst, grid, scheme_obj) as writer, ctx as st:
                 for win in windows:
                     m = reader.read(band, window=win, masked=True)
-                    data = m.data
+                    data, valid = edits.apply(m.data, ~np.ma.getmaskarray(m))
                     if data.dtype != np.uint8:
                         bad = (data < 0) | (data > 254)
-                        if np.any(bad & ~np.ma.getmaskarray(m)):
+                        if np.any(bad & valid):
                             raise InputError("raster holds values outside 0..254, which a class "
                                              "raster cannot carry", path=src,
-                                             fix="map the values to scheme classes first")
-                    out = np.where(np.ma.getmaskarray(m), IGNORE, data).astype(np.uint8)
+                                             fix="map the values to scheme classes first (--reclass)")
+                    out = np.where(valid, data, IGNORE).astype(np.uint8)
                     writer.write(out, win)
                     if st is not None:
                         st.advance()

@@ -32,6 +32,7 @@ from ..io.atomic import write_text_atomic
 from ..io.scene import Grid
 from ..schemes import ClassScheme
 from .classes import open_raster, raster_scheme
+from .edits import resolve_edits
 
 _WGS84 = (6378137.0, 298.257223563)
 _AUTO = "auto"
@@ -134,7 +135,8 @@ def _check_integer(dtype, path) -> None:
 
 def area_summary(source: str | Path | Grid, scheme: str | Path | ClassScheme | None = None,
                  array: np.ndarray | None = None, *, nodata: int | None | str = _AUTO,
-                 band: int = 1, block_pixels: int = 1 << 22, progress=None) -> dict[str, Any]:
+                 band: int = 1, block_pixels: int = 1 << 22, classes=None, reclass=None,
+                 progress=None) -> dict[str, Any]:
     """Class areas plus totals: ``{"classes": [...], "total_hectares", "classified_pixels",
     "nodata_pixels", "crs", "area_method", "scheme", "raster"}``.
 
@@ -142,7 +144,8 @@ def area_summary(source: str | Path | Grid, scheme: str | Path | ClassScheme | N
     ``array`` (an in-memory class map on that grid). ``scheme``: a scheme name/path/object; for a
     path it defaults to the raster's class table, and values outside the scheme are still listed
     (``"in_scheme": False``), never dropped. ``nodata``: the value to leave out; ``"auto"`` uses
-    the raster's nodata (255 for arrays).
+    the raster's nodata (255 for arrays). ``reclass`` / ``classes`` (raster paths only): see
+    :mod:`sparsevit.export.edits`; the table then lists the new classes.
     """
     acc = _Accumulator()
     if isinstance(source, Grid):
@@ -153,6 +156,8 @@ def area_summary(source: str | Path | Grid, scheme: str | Path | ClassScheme | N
             raise ValueError(f"array shape {arr.shape} does not match the grid "
                              f"{source.height}x{source.width}")
         _check_integer(arr.dtype, None)
+        if classes is not None or reclass is not None:
+            raise ValueError("class edits apply to raster files, not to in-memory arrays")
         grid, path = source, None
         nd = 255 if nodata == _AUTO else nodata
         scheme_obj = raster_scheme("", scheme) if scheme is not None else None
@@ -168,7 +173,8 @@ def area_summary(source: str | Path | Grid, scheme: str | Path | ClassScheme | N
                     st.advance()
     else:
         path = Path(source)
-        scheme_obj = raster_scheme(path, scheme, required=False)
+        edits = resolve_edits(path, scheme, classes, reclass, required=False)
+        scheme_obj = edits.scheme
         with open_raster(path) as ds:
             if band > ds.count:
                 raise InputError(f"raster has {ds.count} band(s), band {band} requested", path=path)
@@ -186,6 +192,7 @@ def area_summary(source: str | Path | Grid, scheme: str | Path | ClassScheme | N
                     else:
                         vals = ds.read(band, window=win)
                         valid = np.ones(vals.shape, bool) if nd is None else vals != nd
+                    vals, valid = edits.apply(vals, valid)
                     acc.add(vals, valid, pixel_areas_m2(grid, win))
                     if st is not None:
                         st.advance()

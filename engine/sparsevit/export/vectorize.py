@@ -40,7 +40,8 @@ from ..errors import InputError, OutputError
 from ..io.atomic import atomic_path
 from ..io.scene import Grid
 from ..schemes import ClassScheme
-from .classes import import_pyogrio, open_raster, raster_scheme
+from .classes import import_pyogrio, open_raster
+from .edits import resolve_edits
 from .stats import _check_integer, pixel_areas_m2
 
 _MAX_HALO = 1024
@@ -88,12 +89,15 @@ def _components(values: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.n
 def vectorize(classified_path: str | Path, out_gpkg: str | Path,
               scheme: str | Path | ClassScheme | None = None, *, min_area_pixels: int = 0,
               simplify: float | None = None, crs=None, layer: str | None = None,
-              block_size: int = 2048, band: int = 1, progress=None) -> dict[str, Any]:
+              block_size: int = 2048, band: int = 1, classes=None, reclass=None,
+              progress=None) -> dict[str, Any]:
     """Polygonize ``classified_path`` into layer ``layer`` (default: the file stem) of a new
     GeoPackage ``out_gpkg`` (replaced only on success). Fields: ``class_value``, ``class_name``,
     ``area_ha``, ``pixels``, ``block`` (-1 for a polygon merged across block borders). Returns
     ``{"path", "layer", "features", "blocks", "crs", "features_per_class", "merged_across_blocks"}``
     (the last: how many written polygons were joined from parts in more than one block).
+    ``reclass`` / ``classes``: see :mod:`sparsevit.export.edits` (applied before the sieve, so
+    merged classes are polygonized and sieved as one).
     """
     import shapely
     from affine import Affine
@@ -109,7 +113,8 @@ def vectorize(classified_path: str | Path, out_gpkg: str | Path,
         raise ValueError("block_size must be at least 16")
     out = Path(out_gpkg)
     layer = layer or out.stem
-    scheme_obj = raster_scheme(classified_path, scheme, required=False)
+    edits = resolve_edits(classified_path, scheme, classes, reclass, required=False)
+    scheme_obj = edits.scheme
     names = {c.value: c.name for c in scheme_obj.classes} if scheme_obj is not None else {}
     dst_crs = parse_crs(crs)
     pyogrio_raw = import_pyogrio().raw
@@ -199,7 +204,7 @@ def vectorize(classified_path: str | Path, out_gpkg: str | Path,
                 r1 = min(grid.height, row0 + h + halo)
                 c1 = min(grid.width, col0 + w + halo)
                 m = ds.read(band, window=Window(c0, r0, c1 - c0, r1 - r0), masked=True)
-                values, valid = m.data, ~np.ma.getmaskarray(m)
+                values, valid = edits.apply(m.data, ~np.ma.getmaskarray(m))
                 if halo:
                     if values.dtype.name not in _SIEVE_DTYPES:
                         values = values.astype(np.int32)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Opens the real QGIS window under Xvfb with the plugin enabled in a throw-away profile, runs the
-# SparseViT panel's job on the bundled sample scene and saves out/screenshots/qgis_sparsevit.png.
+# SparseViT panel's job on the bundled sample scene and saves out/screenshots/qgis_sparsevit.png
+# and qgis_compare.png (swipe compare: true-colour input left of the line, the map right of it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO="$(pwd)"
@@ -35,8 +36,9 @@ export SPARSEVIT_SHOT_MODEL="$MODEL"
 export SPARSEVIT_SHOT_S2="$REPO/resources/sample/Spain_7370579_S2Hand.tif"
 export SPARSEVIT_SHOT_RUNS="$WORK/runs"
 export SPARSEVIT_SHOT_PNG="$OUT/qgis_sparsevit.png"
+export SPARSEVIT_SHOT_PNG_COMPARE="$OUT/qgis_compare.png"
 mkdir -p "$SPARSEVIT_SHOT_RUNS"
-rm -f "$SPARSEVIT_SHOT_PNG"
+rm -f "$SPARSEVIT_SHOT_PNG" "$SPARSEVIT_SHOT_PNG_COMPARE"
 
 shot_run_qgis "$REPO/scripts/qgis_screenshot_startup.py" 600
-shot_check "$SPARSEVIT_SHOT_PNG"
+shot_check "$SPARSEVIT_SHOT_PNG" "$SPARSEVIT_SHOT_PNG_COMPARE"

@@ -13,6 +13,7 @@ S2 = os.environ["SPARSEVIT_SHOT_S2"]
 MODEL = os.environ.get("SPARSEVIT_SHOT_MODEL", "")
 RUNS = os.environ.get("SPARSEVIT_SHOT_RUNS") or tempfile.mkdtemp()
 PNG = os.environ["SPARSEVIT_SHOT_PNG"]
+PNG_COMPARE = os.environ.get("SPARSEVIT_SHOT_PNG_COMPARE", "")
 DEADLINE = time.monotonic() + 420
 state = {"dock": None, "saved": False}
 
@@ -105,7 +106,32 @@ def poll():
         iface.setActiveLayer(run.main_map)
         iface.mapCanvas().setExtent(run.main_map.extent())
         iface.mapCanvas().refresh()
-    QTimer.singleShot(2500, save_and_quit)
+    QTimer.singleShot(2500, compare if PNG_COMPARE else save_and_quit)
+
+
+def compare():
+    """The swipe compare: the true-colour input left of the line, the map right of it."""
+    dock = state["dock"]
+    dock.swipe_button.setChecked(True)
+    tool = getattr(dock, "swipe_tool", None)
+    if tool is None:
+        say("swipe did not start: " + dock.log.toPlainText().splitlines()[-1])
+        save_and_quit()
+        return
+
+    def shoot():
+        if tool.rendering and time.monotonic() < DEADLINE:
+            QTimer.singleShot(300, shoot)
+            return
+        canvas = iface.mapCanvas()
+        tool.set_position(canvas.viewport().width() * 0.45)
+        QgsApplication.processEvents()
+        ok = iface.mainWindow().grab().save(PNG_COMPARE)
+        say(f"saved {PNG_COMPARE}" if ok else f"could not save {PNG_COMPARE}")
+        dock.swipe_button.setChecked(False)
+        QTimer.singleShot(1500, save_and_quit)
+
+    QTimer.singleShot(1000, shoot)
 
 
 def watchdog():

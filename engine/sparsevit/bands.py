@@ -21,6 +21,9 @@ EUROSAT_BAND_ORDER: tuple[str, ...] = ("B01", "B02", "B03", "B04", "B05", "B06",
                                        "B09", "B10", "B11", "B12", "B8A")
 S1_BANDS: tuple[str, ...] = ("VV", "VH")
 RGB: tuple[str, str, str] = ("B04", "B03", "B02")
+# In ``--band-order``, a file band the engine is to leave out (e.g. a cloud mask or an alpha band
+# stacked with the spectral bands): every band needs an entry, so this one gets a placeholder.
+UNUSED_BAND = "-"
 
 _S2_RE = re.compile(r"(?<![A-Za-z0-9])B(?:AND)?[_ ]?0?(1[0-2]|[1-9]|8A)(?![0-9A-Za-z])", re.I)
 _S1_RE = re.compile(r"(?<![A-Za-z])(VV|VH|HH|HV)(?![A-Za-z])", re.I)
@@ -42,7 +45,8 @@ def normalize_s1_name(text: str) -> str | None:
 
 def parse_band_order(text: str | None) -> tuple[str, ...] | None:
     """``--band-order``: a preset (``eurosat``, ``esa``, ``esa12``) or names separated by commas
-    or spaces, in the order of the raster's bands; None when not given."""
+    or spaces, in the order of the raster's bands (``-`` for a band to leave out); None when not
+    given."""
     if not text:
         return None
     presets = {"eurosat": EUROSAT_BAND_ORDER, "esa": S2_BANDS, "esa12": S2_BANDS_NO_CIRRUS}

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import subprocess  # nosec B404 - runs the engine interpreter with a fixed argument list
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +39,7 @@ class EngineInfo:
     source: str = ""          # "setting", "SPARSEVIT_PYTHON", "checkout", "profile"
     message: str = ""         # what went wrong / what to do, one paragraph
     tried: list[str] = field(default_factory=list)
+    cancelled: bool = False  # the check was stopped by a cancel: no verdict on the engine
 
 
 def venv_python(venv: Path) -> Path:
@@ -81,8 +83,12 @@ def candidates() -> list[tuple[str, str]]:
     return found
 
 
-def validate_interpreter(python: str, timeout: float = VALIDATE_TIMEOUT) -> EngineInfo:
-    """Run ``<python> -m sparsevit --version``; cached per interpreter file and mtime."""
+def validate_interpreter(python: str, timeout: float = VALIDATE_TIMEOUT,
+                         should_cancel=None) -> EngineInfo:
+    """Run ``<python> -m sparsevit --version``; cached per interpreter file and mtime.
+
+    ``should_cancel`` is polled while the interpreter imports the engine (seconds on a cold
+    disk): a run cancelled then stops at once instead of after the check."""
     path = Path(python)
     if not path.is_file():
         return EngineInfo(python, False, message=f"{python}: no such interpreter file.")
@@ -94,16 +100,27 @@ def validate_interpreter(python: str, timeout: float = VALIDATE_TIMEOUT) -> Engi
     if os.name == "nt":
         kwargs["creationflags"] = getattr(subprocess, "CREATE_NO_WINDOW", 0)
     try:
-        proc = subprocess.run(  # nosec B603 - fixed arguments, no shell
+        proc = subprocess.Popen(  # nosec B603 - fixed arguments, no shell
             [str(path), "-m", "sparsevit", "--version"], stdin=subprocess.DEVNULL,
-            capture_output=True, text=True, encoding="utf-8", errors="replace",
-            timeout=timeout, env=sanitized_environment(), **kwargs)
-    except subprocess.TimeoutExpired:
-        return EngineInfo(python, False, message=(
-            f"{python}: 'python -m sparsevit --version' did not answer within {timeout:.0f} s."))
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8",
+            errors="replace", env=sanitized_environment(), **kwargs)
     except OSError as exc:
         return EngineInfo(python, False, message=f"{python}: cannot run it ({exc}).")
-    out = (proc.stdout + "\n" + proc.stderr).strip()
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            stdout, stderr = proc.communicate(timeout=0.05)
+            break
+        except subprocess.TimeoutExpired:
+            cancelled = should_cancel is not None and should_cancel()
+            if cancelled or time.monotonic() > deadline:
+                proc.kill()
+                proc.communicate()
+                if cancelled:
+                    return EngineInfo(python, False, cancelled=True, message="Cancelled.")
+                return EngineInfo(python, False, message=(
+                    f"{python}: 'python -m sparsevit --version' did not answer within {timeout:.0f} s."))
+    out = (stdout + "\n" + stderr).strip()
     version = None
     for line in out.splitlines():
         parts = line.split()
@@ -125,7 +142,7 @@ def clear_cache() -> None:
         _cache.clear()
 
 
-def locate_engine(validate: bool = True) -> EngineInfo:
+def locate_engine(validate: bool = True, should_cancel=None) -> EngineInfo:
     """The first working engine interpreter, or ``ok=False`` with a message saying what to do."""
     tried: list[str] = []
     problems: list[str] = []
@@ -133,7 +150,9 @@ def locate_engine(validate: bool = True) -> EngineInfo:
         tried.append(python)
         if not validate:
             return EngineInfo(python, True, source=source, tried=tried)
-        info = validate_interpreter(python)
+        info = validate_interpreter(python, should_cancel=should_cancel)
+        if info.cancelled:
+            return info
         if info.ok:
             info.source, info.tried = source, tried
             return info

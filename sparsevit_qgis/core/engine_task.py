@@ -39,7 +39,10 @@ class EngineTask(QgsTask):
             python = self.python
             if not python:
                 # Validation imports the engine (seconds): here, not on the main thread.
-                info = locate_engine()
+                info = locate_engine(should_cancel=self.isCanceled)
+                if info.cancelled:
+                    self.outcome = EngineOutcome(command=[], cancelled=True)
+                    return False
                 if not info.ok:
                     self.outcome = EngineOutcome(command=[], launch_error=info.message)
                     return False

@@ -24,6 +24,7 @@ from qgis.core import (
     QgsVectorLayer,
 )
 
+from .band_mapping import band_order_args
 from .predict_job import JobError, area_args, compute_args, normalize_device, resolve_model
 from .tags import GRID_FIELD, GRID_LAYER
 
@@ -91,8 +92,7 @@ def _check_tile(tile: int, what: str = "tile size") -> None:
 
 
 def _band_order_args(band_order: str | None) -> list[str]:
-    band_order = (band_order or "").strip()
-    return ["--band-order", band_order] if band_order else []
+    return band_order_args(band_order)
 
 
 @dataclass

@@ -17,6 +17,7 @@ from pathlib import Path
 from qgis.core import QgsCoordinateReferenceSystem, QgsRectangle
 
 from . import settings
+from .band_mapping import band_order_args
 
 # The class levels a prediction can write (value, label); the first is the engine's default.
 # "both" gives the detailed map alone for a model whose classes have no coarse level.
@@ -215,6 +216,8 @@ class PredictRequest:
     ``device`` (``auto``, ``cpu``, ``cuda``, ``cuda:N``), ``threads`` (0: the engine's default),
     ``precision`` (see :data:`PRECISIONS`), ``batch_size`` (tiles per batch; 0 or
     :data:`DEFAULT_BATCH_SIZE`: the engine's default): see :func:`compute_args`.
+    ``band_order``: the ``--band-order`` value (names in file order, ``-`` for a band left out,
+    or a preset: eurosat, esa, esa12); None or empty lets the engine name the bands.
     """
 
     s2: str
@@ -231,6 +234,7 @@ class PredictRequest:
     threads: int = 0
     precision: str = "auto"
     batch_size: int = DEFAULT_BATCH_SIZE
+    band_order: str | None = None
 
     def to_args(self) -> list[str]:
         """The engine arguments; raises :class:`JobError` with the fix for a value it cannot run."""
@@ -256,4 +260,4 @@ class PredictRequest:
             args.append("--polygons")
         if not self.overview:
             args.append("--no-overview")
-        return args
+        return args + band_order_args(self.band_order)

@@ -20,6 +20,7 @@ from qgis.core import (
 
 from . import protocol as roles
 from . import settings
+from .imagery import TRUE_COLOUR_ROLE, true_colour_layer
 from .schemes import SchemeError, as_scheme, find_scheme
 from .styling import (
     add_basemap,
@@ -40,6 +41,7 @@ RUN_SCENE_PROPERTY = "sparsevit/scene"
 RUN_MODEL_PROPERTY = "sparsevit/model"
 RUN_DIR_PROPERTY = "sparsevit/run_dir"
 VIEW_LANDCOVER, VIEW_PSEUDOMASK, VIEW_BASEMAP = roles.LANDCOVER, roles.PSEUDOMASK, "basemap"
+VIEW_IMAGERY = TRUE_COLOUR_ROLE  # the results hidden, the run's input in true colour shown
 VIEW_COARSE = roles.LANDCOVER_COARSE
 MAP_VIEWS = (VIEW_COARSE, VIEW_LANDCOVER, VIEW_PSEUDOMASK)
 
@@ -204,6 +206,11 @@ def fold_older_runs(keep: QgsLayerTreeGroup | None, project: QgsProject | None =
         group.setExpanded(False)
 
 
+def _run_dir_path(result: dict) -> Path | None:
+    run_dir = _result_run_dir(result)
+    return Path(run_dir) if run_dir and Path(run_dir).is_dir() else None
+
+
 def _raster(path: str, name: str) -> QgsRasterLayer | None:
     layer = QgsRasterLayer(path, name, "gdal")
     return layer if layer.isValid() else None
@@ -264,6 +271,11 @@ def add_predict_results(result: dict, label: str, project: QgsProject | None = N
             ordered.insert(maps, (roles.POLYGONS, vlayer))  # just below the land-cover map(s)
         else:
             run.warnings.append(f"Cannot open the polygons {polygons}")
+    if ordered:
+        # the input under the results: the map at its opacity over the image it was made from
+        imagery = true_colour_layer(result, f"Sentinel-2 true colour — {label}", _run_dir_path(result))
+        if imagery is not None:
+            ordered.append((TRUE_COLOUR_ROLE, imagery))
     for role, layer in ordered:
         problem = check_crs(layer, crs)
         if problem:
@@ -287,7 +299,7 @@ def add_predict_results(result: dict, label: str, project: QgsProject | None = N
         for role, layer in ordered:
             node = run.group.findLayer(layer.id())
             if node is not None:
-                node.setItemVisibilityChecked(role == main)
+                node.setItemVisibilityChecked(role in (main, TRUE_COLOUR_ROLE))
         fold_older_runs(run.group, project)
         # A real change: the view kept the group folded when it was inserted still empty.
         _set_expanded(run.group, True)
@@ -311,7 +323,8 @@ def sync_legends(run: RunLayers) -> None:
         for node in run.group.findLayers():
             # The view may show a legend otherwise than the node says: _set_expanded makes a
             # real change, which the view follows.
-            _set_expanded(node, node.itemVisibilityChecked())
+            imagery = node.layer() is not None and node.layer().customProperty(ROLE_PROPERTY) == TRUE_COLOUR_ROLE
+            _set_expanded(node, node.itemVisibilityChecked() and not imagery)
     except RuntimeError:  # the group was removed meanwhile
         pass
 
@@ -350,9 +363,12 @@ def set_view(run: RunLayers, view: str, project: QgsProject | None = None) -> No
             node = root.findLayer(layer.id())
         except RuntimeError:  # the user removed the layer
             continue
-        if node is None or role not in MAP_VIEWS + (roles.POLYGONS,):
+        if node is None:
             continue
-        node.setItemVisibilityChecked(role == view)
+        if role == TRUE_COLOUR_ROLE:  # under every map; hidden only to look at the basemap
+            node.setItemVisibilityChecked(view != VIEW_BASEMAP)
+        elif role in MAP_VIEWS + (roles.POLYGONS,):
+            node.setItemVisibilityChecked(role == view)
     if run.group is not None and view != VIEW_BASEMAP:
         run.group.setItemVisibilityChecked(True)
     sync_legends(run)  # the shown map's legend open, the hidden ones folded

@@ -242,8 +242,8 @@ def set_group_opacity(group: QgsLayerTreeGroup, opacity: float) -> None:
     opacity = min(1.0, max(0.0, float(opacity)))
     for node in group.findLayers():
         layer = node.layer()
-        if layer is None:
-            continue
+        if layer is None or layer.customProperty("sparsevit/role") == "true_colour":
+            continue  # the imagery under the maps stays opaque: the maps fade into it
         if isinstance(layer, QgsRasterLayer) and layer.renderer() is not None:
             layer.renderer().setOpacity(opacity)
         elif isinstance(layer, QgsVectorLayer):

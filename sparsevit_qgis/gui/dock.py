@@ -27,6 +27,7 @@ from qgis.core import (
     QgsProject,
     QgsRasterLayer,
     QgsRectangle,
+    QgsTask,
 )
 from qgis.gui import (
     QgsCollapsibleGroupBox,
@@ -58,10 +59,12 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from ..core import compute, settings
+from ..core.band_mapping import BandMappingError, band_order_args
 from ..core.engine_locator import clear_cache, engine_environment, locate_engine
 from ..core.engine_runner import EngineOutcome
 from ..core.engine_task import EngineTask
 from ..core.fit_job import eta_text
+from ..core.imagery import basemap_problem
 from ..core.predict_job import (
     DEVICES,
     LEVELS,
@@ -79,6 +82,7 @@ from ..core.reclassify import shown_classes, write_json
 from ..core.results import (
     VIEW_BASEMAP,
     VIEW_COARSE,
+    VIEW_IMAGERY,
     VIEW_LANDCOVER,
     VIEW_PSEUDOMASK,
     RunLayers,
@@ -86,6 +90,7 @@ from ..core.results import (
     add_predict_results,
     class_area_line,
     ensure_basemap,
+    find_basemap,
     result_warnings,
     set_view,
     summary_line,
@@ -93,6 +98,7 @@ from ..core.results import (
 )
 from ..core.schemes import SchemeError
 from ..core.styling import palette_classes, set_group_opacity
+from .band_mapping import BandMappingEditor
 from .inputs import ModelInput, RasterInput, tr
 from .train_section import TrainSection
 
@@ -159,6 +165,12 @@ class SparseVitDock(QgsDockWidget):
         self.s1_input = RasterInput(optional=True, parent=inputs)
         form.addRow(tr("Sentinel-2"), self.s2_input)
         form.addRow(tr("Sentinel-1 (optional)"), self.s1_input)
+        # which file band is which S2 band: filled by Inspect, edits become --band-order
+        self.band_mapping = BandMappingEditor(inputs)
+        form.addRow(tr("Band mapping"), self.band_mapping)
+        self.s2_input.layer_combo.layerChanged.connect(self._s2_changed)
+        self.s2_input.file_widget.fileChanged.connect(self._s2_changed)
+        self._s2_changed()
         outer.addWidget(inputs)
 
         model_box = QgsCollapsibleGroupBox(tr("Model"), body)
@@ -232,7 +244,8 @@ class SparseVitDock(QgsDockWidget):
 
         buttons = QHBoxLayout()
         self.inspect_button = QPushButton(tr("Inspect"), body)
-        self.inspect_button.setToolTip(tr("Show the band mapping the engine finds in the Sentinel-2 input"))
+        self.inspect_button.setToolTip(tr("Show the band mapping the engine finds in the Sentinel-2 input "
+                                          "(in the Input section, where it can be corrected)"))
         self.run_button = QPushButton(tr("Run"), body)
         self.run_button.setObjectName("sparsevit_run")
         self.cancel_button = QPushButton(tr("Cancel"), body)
@@ -356,6 +369,8 @@ class SparseVitDock(QgsDockWidget):
                 (VIEW_LANDCOVER, tr("Detailed"), tr("Show the detailed land-cover map (the "
                                                     "model's classes)")),
                 (VIEW_PSEUDOMASK, tr("Pseudomask"), tr("Show the attention pseudomask")),
+                (VIEW_IMAGERY, tr("Imagery"), tr("Hide the results, show the run's Sentinel-2 "
+                                                 "input in true colour")),
                 (VIEW_BASEMAP, tr("Basemap"), tr("Hide the results, show the basemap"))):
             b = QToolButton(box)
             b.setText(label)
@@ -367,6 +382,13 @@ class SparseVitDock(QgsDockWidget):
             self.view_buttons[view] = b
             row.addWidget(b)
         self.view_buttons[VIEW_LANDCOVER].setChecked(True)
+        self.swipe_button = QToolButton(box)
+        self.swipe_button.setText(tr("Swipe"))
+        self.swipe_button.setCheckable(True)
+        self.swipe_button.setToolTip(tr("Swipe compare on the map: left of the cursor the imagery "
+                                        "(true colour, basemap), right of it the results"))
+        self.swipe_button.toggled.connect(self.set_swipe)
+        row.addWidget(self.swipe_button)
         row.addStretch(1)
         self.basemap_button = QPushButton(tr("Add basemap"), box)
         self.basemap_button.setToolTip(tr("Add the basemap (OpenStreetMap unless set otherwise in "
@@ -550,8 +572,20 @@ class SparseVitDock(QgsDockWidget):
             s2=s2, out=str(run_dir), model=self.model_input.model(), s1=self.s1_input.path() or None,
             area=self.area(), tile=self.tile_spin.value(), level=self.level_combo.currentData(),
             attention=self.attention_check.isChecked(), polygons=self.polygons_check.isChecked(),
-            overview=self.overview_check.isChecked(), **self.compute_options())
+            overview=self.overview_check.isChecked(), band_order=self.band_order_for(s2),
+            **self.compute_options())
         return request.to_args(), run_dir
+
+    def _s2_changed(self, *_) -> None:
+        self.band_mapping.set_input(self.s2_input.path())
+
+    def band_order_for(self, path: str) -> str | None:
+        """The band-mapping override for ``path`` as a ``--band-order`` value (None: the engine
+        names the bands); JobError when the mapping in the table cannot be used."""
+        try:
+            return self.band_mapping.band_order_for(path)
+        except BandMappingError as exc:
+            raise JobError(tr("The band mapping (Input) cannot be used: {0}").format(exc)) from exc
 
     def build_predict_args(self) -> list[str]:
         return self.plan_predict()[0]
@@ -694,7 +728,15 @@ class SparseVitDock(QgsDockWidget):
         s1 = self.s1_input.path()
         if s1:
             args += ["--s1", s1]
-        self.start("info", args, tr("SparseViT: inspect input"), self._inspect_done)
+        try:
+            band_order = self.band_order_for(s2)
+        except JobError as exc:
+            self.show_error(str(exc))
+            return
+        args += band_order_args(band_order)
+        self.start("info", args, tr("SparseViT: inspect input"),
+                   lambda outcome: self._inspect_done(outcome, s2, band_order is not None),
+                   lambda outcome: self._inspect_failed(outcome, s2, band_order is not None))
 
     def run_predict(self) -> EngineTask | None:
         if self._task is not None:
@@ -852,8 +894,14 @@ class SparseVitDock(QgsDockWidget):
         run = self._live_run()
         if run is None:
             if view == VIEW_BASEMAP:
-                ensure_basemap()
+                self.add_basemap()
             return
+        if view == VIEW_IMAGERY and run.get(VIEW_IMAGERY) is None:
+            self.show_warning(tr("This run has no true-colour layer: its input lacks one of "
+                                 "B02, B03, B04 (see Inspect)."))
+            return
+        if view == VIEW_BASEMAP:
+            self._check_basemap(ensure_basemap())
         if view in (VIEW_COARSE, VIEW_LANDCOVER) and run.get(view) is None:
             view = run.main_role  # this run has only the other level
         set_view(run, view)
@@ -876,6 +924,48 @@ class SparseVitDock(QgsDockWidget):
     def add_basemap(self) -> None:
         layer = ensure_basemap()
         self.log.appendPlainText(tr("Basemap: {0}").format(layer.name()))
+        self._check_basemap(layer)
+
+    def _check_basemap(self, layer) -> QgsTask | None:
+        """Fetch one tile in the background; say so when the basemap cannot load (offline)."""
+        if getattr(self, "_basemap_checked", None) == layer.source():
+            return None
+        self._basemap_checked = layer.source()
+        uri = layer.source()
+
+        def done(exception, problem=None):
+            if exception is None and problem:
+                self._basemap_checked = None  # try again next time: the network may be back
+                self.show_warning(tr("The basemap's tiles do not load ({0}): the basemap stays "
+                                     "empty. Offline, set a local basemap (an MBTiles or XYZ "
+                                     "folder URI) in the setting sparsevit/basemap/uri.").format(problem))
+
+        task = QgsTask.fromFunction(tr("Checking the basemap"), lambda _t: basemap_problem(uri),
+                                    on_finished=done)
+        self._basemap_task = task
+        QgsApplication.taskManager().addTask(task)
+        return task
+
+    def set_swipe(self, on: bool) -> None:
+        from .swipe import SwipeTool
+        canvas = self.iface.mapCanvas() if self.iface is not None else None
+        tool = getattr(self, "swipe_tool", None)
+        if not on:
+            if tool is not None and canvas is not None and canvas.mapTool() is tool:
+                canvas.unsetMapTool(tool)
+            self.swipe_tool = None
+            return
+        run = self._live_run()
+        layers = [run.get(VIEW_IMAGERY) if run is not None else None, find_basemap()]
+        layers = [lyr for lyr in layers if lyr is not None]
+        if canvas is None or not layers:
+            self.show_warning(tr("Nothing to swipe against: the last run has no true-colour "
+                                 "layer and there is no basemap (Add basemap)."))
+            self.swipe_button.setChecked(False)
+            return
+        self.swipe_tool = SwipeTool(canvas, layers)
+        self.swipe_tool.deactivated.connect(lambda: self.swipe_button.setChecked(False))
+        canvas.setMapTool(self.swipe_tool)
 
     # --- engine events (main thread) ---------------------------------------------------
     def on_event(self, event: dict) -> None:
@@ -965,8 +1055,16 @@ class SparseVitDock(QgsDockWidget):
         elif outcome.cancelled:
             self.log.appendPlainText(tr("Cancelled; no output was written."))
 
-    def _inspect_done(self, outcome: EngineOutcome) -> None:
+    def _inspect_done(self, outcome: EngineOutcome, s2: str = "", with_override: bool = False) -> None:
         self.log.appendPlainText(format_band_report(outcome.result or {}))
+        if s2:
+            self.band_mapping.set_info(outcome.result, s2, with_override)
+
+    def _inspect_failed(self, outcome: EngineOutcome, s2: str, with_override: bool) -> None:
+        """The engine found no band it could name: the table still lists the file's bands, for
+        the user to name them."""
+        if not outcome.cancelled and not with_override:
+            self.band_mapping.set_info(None, s2, with_override=False)
 
     def show_map_result(self, outcome: EngineOutcome, label: str, when: _dt.datetime | None) -> None:
         """Add a result's maps (a training run's, which has the predict roles) as the last run."""

@@ -357,7 +357,8 @@ class TrainSection(QgsCollapsibleGroupBox):
             canvas = self.iface.mapCanvas()
             area = canvas.extent(), canvas.mapSettings().destinationCrs()
         model = self.dock.model_input.model() if self.start_combo.currentData() == "chosen" else ""
-        request = GridRequest(rasters=rasters, out=str(out), tile=self.tile_spin.value(), model=model, area=area)
+        request = GridRequest(rasters=rasters, out=str(out), tile=self.tile_spin.value(), model=model, area=area,
+                              band_order=self.band_order(rasters))
         return request.to_args(), Path(request.out_path)
 
     def make_grid(self):
@@ -593,7 +594,13 @@ class TrainSection(QgsCollapsibleGroupBox):
             from_scratch=start == "scratch", epochs=self.epochs_spin.value(),
             refine_epochs=self.refine_spin.value(), holdout=self.holdout_spin.value(),
             predict=self.predict_check.isChecked(),
-            threads=self.threads_spin.value() or compute["threads"], device=compute["device"])
+            threads=self.threads_spin.value() or compute["threads"], device=compute["device"],
+            band_order=self.band_order(rasters))
+
+    def band_order(self, rasters: list[str]) -> str | None:
+        """The panel's band mapping (Input) when training on that one file: its table lists
+        that file's bands only, so other rasters get none."""
+        return self.dock.band_order_for(rasters[0]) if len(rasters) == 1 else None
 
     def plan_fit(self, when: _dt.datetime | None = None) -> tuple[list[str], Path]:
         """The engine arguments and the run folder (created, holding the run's inputs)."""

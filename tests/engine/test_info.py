@@ -120,3 +120,22 @@ def test_cli_band_order_preset_and_bad_input(data_dir, tmp_path, capsys):
     label = data_dir.parent / "resources/sample/Spain_7370579_LabelHand.tif"
     assert main(["info", str(label)]) == 2
     assert "neither Sentinel-2 bands" in capsys.readouterr().err
+
+
+def test_band_order_leaves_out_bands_marked_unused(tmp_path, capsys):
+    import numpy as np
+    from affine import Affine
+    from fixtures.rasters import write_raster
+    data = np.stack([np.full((16, 16), v, "uint16") for v in (100, 200, 300, 7)])
+    f = write_raster(tmp_path / "stack.tif", data, Affine(10, 0, 500000, 0, -10, 5000000))
+    info = describe([f], band_order=["B04", "B03", "B02", "-"])
+    assert {n: (b["index"], b["how"]) for n, b in info["bands"].items()} == {
+        "B02": (3, "override"), "B03": (2, "override"), "B04": (1, "override")}
+    assert any("left out by --band-order: stack.tif#4" in w for w in info["warnings"])
+    # a leading "-" must stay a value, given as one --band-order=... token
+    assert main(["--json", "info", "--band-order=-,B03,B02,B08", str(f)]) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    product = next(e for e in events if e["event"] == "result")["products"][0]
+    assert sorted(product["bands"]) == ["B02", "B03", "B08"]
+    with pytest.raises(InputError, match="leaves out every band"):
+        describe([f], band_order=["-"] * 4)

@@ -24,7 +24,8 @@ def test_coarse_map_is_a_styled_layer_on_top_of_the_detailed_one(small_predictio
     assert run.main_role == "landcover_coarse" and run.main_map is coarse
     assert Path(coarse.source()) == Path(result["outputs"]["landcover_coarse"])
     roles = [n.layer().customProperty("sparsevit/role") for n in run.group.findLayers()]
-    assert roles == ["landcover_coarse", "landcover", "pseudomask", "confidence"]
+    # the run's input in true colour at the bottom, under every map
+    assert roles == ["landcover_coarse", "landcover", "pseudomask", "confidence", "true_colour"]
     assert coarse.name().startswith("Land cover, coarse")
     for layer, scheme in ((coarse, "eurosat_coarse"), (detailed, "eurosat")):
         assert isinstance(layer.renderer(), QgsPalettedRasterRenderer)
@@ -33,7 +34,8 @@ def test_coarse_map_is_a_styled_layer_on_top_of_the_detailed_one(small_predictio
     assert water.color.name() == "#2c7fb8"
     node = {r: run.group.findLayer(run.get(r).id()) for r in roles}
     assert node["landcover_coarse"].itemVisibilityChecked()
-    assert not any(node[r].itemVisibilityChecked() for r in roles[1:])
+    assert not any(node[r].itemVisibilityChecked() for r in roles[1:-1])
+    assert node["true_colour"].itemVisibilityChecked()
     set_view(run, "landcover")  # the detailed map, one click away
     assert node["landcover"].itemVisibilityChecked() and not node["landcover_coarse"].itemVisibilityChecked()
     set_view(run, "landcover_coarse")
@@ -48,7 +50,7 @@ def test_a_coarse_only_run_shows_the_coarse_map(small_prediction, qgis_new_proje
     run = add_predict_results(result, "y")
     assert run.get("landcover") is None and run.main_map is run.get("landcover_coarse")
     assert run.group.findLayer(run.main_map.id()).itemVisibilityChecked()
-    assert len(QgsProject.instance().mapLayers()) == 3
+    assert len(QgsProject.instance().mapLayers()) == 4  # coarse, pseudomask, confidence, imagery
 
 
 def test_level_args():

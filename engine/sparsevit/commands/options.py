@@ -8,7 +8,7 @@ def add_band_options(p, radiometry: bool = True) -> None:
     """``--band-order`` (and ``--radiometry``): how to read a raster the metadata leaves open."""
     p.add_argument("--band-order", metavar="BANDS",
                    help="names of the input bands in file order, comma-separated "
-                        "(e.g. B01,B02,...) or a preset: eurosat, esa, esa12")
+                        "(e.g. B01,B02,...; - for a band to leave out) or a preset: eurosat, esa, esa12")
     if radiometry:
         p.add_argument("--radiometry", metavar="FORM",
                        help="how the Sentinel-2 values are scaled, when the product's metadata does not "

@@ -29,6 +29,7 @@ from ..bands import (
     S1_BANDS,
     S2_BANDS,
     S2_BANDS_NO_CIRRUS,
+    UNUSED_BAND,
     normalize_s1_name,
     normalize_s2_name,
 )
@@ -366,7 +367,7 @@ def _s2_candidates(files: list[Path], band_order: Sequence[str] | None
     unnamed: list[tuple[Path, int]] = []
     notes: list[str] = []
     multi = [f for f in files]
-    order = [_canon(b) for b in band_order] if band_order else None
+    order = [None if b == UNUSED_BAND else _canon(b) for b in band_order] if band_order else None
     flat: list[tuple[Path, int, object]] = []
     for f in multi:
         ds = _open(f)
@@ -383,7 +384,10 @@ def _s2_candidates(files: list[Path], band_order: Sequence[str] | None
             raise InputError(f"--band-order names {len(order)} bands but the input has {len(flat)}",
                              path=", ".join(map(str, files)), fix="give one name per band, in file order")
         for (f, i, (g, dt, nd, *_)), name in zip(flat, order):
-            named.append(BandSource(name, f, i, HOW_OVERRIDE, g, dt, nd))
+            if name is None:
+                unnamed.append((f, i))
+            else:
+                named.append(BandSource(name, f, i, HOW_OVERRIDE, g, dt, nd))
         return named, notes, unnamed
     for f, i, (g, dt, nd, desc, tags, count) in flat:
         name, how = None, None
@@ -435,7 +439,7 @@ def open_s2(inputs: str | Path | Sequence[str | Path], band_order: Sequence[str]
     inputs, metadata_files = _radiometry.expand_safe(inputs)
     files = _expand(inputs)
     named, notes, unnamed = _s2_candidates(files, band_order)
-    if not named and unnamed:
+    if not named and unnamed and not band_order:  # bands the user left out are not guessed back
         by_file: dict[Path, list[int]] = {}
         for f, i in unnamed:
             by_file.setdefault(f, []).append(i)
@@ -450,12 +454,16 @@ def open_s2(inputs: str | Path | Sequence[str | Path], band_order: Sequence[str]
                 notes.append(f"bands identified by position ({label}): {f.name} names no bands; "
                              "pass --band-order if this is wrong")
                 unnamed = []
+    if not named and band_order:
+        raise InputError("--band-order leaves out every band", path=", ".join(str(p) for p in files),
+                         fix="name at least one band (B02, ...) instead of -")
     if not named:
         raise InputError("no Sentinel-2 bands found (no band names in descriptions, tags or file names)",
                          path=", ".join(str(p) for p in files),
                          fix="name the bands (B02.tif, ... or band descriptions) or pass --band-order")
     if unnamed:
-        notes.append("ignored bands without a Sentinel-2 name: "
+        notes.append(("bands left out by --band-order: " if band_order
+                      else "ignored bands without a Sentinel-2 name: ")
                      + ", ".join(f"{f.name}#{i}" for f, i in unnamed[:8]))
     bands: dict[str, BandSource] = {}
     for src in named:
@@ -651,6 +659,31 @@ def decimated_stats(scene: S2Scene | S1Scene, max_side: int = _SAMPLE_SIDE) -> d
                        "p2": float(np.percentile(good, 2)) if good.size else None,
                        "p98": float(np.percentile(good, 98)) if good.size else None}
     return {"bands": stats, "nodata_share": round(float(max(shares)), 4) if shares else None}
+
+
+TRUE_COLOUR = ("B04", "B03", "B02")
+
+
+def true_colour(scene: S2Scene, max_side: int = 256) -> dict | None:
+    """Where a GIS finds the scene's red, green and blue bands (file and 1-based band index),
+    with a 2-98 % stretch of each in the file's own values: what the plugin needs to show the
+    input as true colour under the map without guessing band order. None without all three."""
+    if not all(b in scene.bands for b in TRUE_COLOUR):
+        return None
+    bands = {}
+    for name in TRUE_COLOUR:
+        src = scene.bands[name]
+        with _open(src.path) as ds:
+            a = _decimated(ds, src.index, max_side)
+        good = np.isfinite(a)
+        if src.nodata is not None and not np.isnan(src.nodata):
+            good &= a != src.nodata
+        good &= a != 0  # L1C/L2A fill value, also when the file declares no nodata
+        v = a[good]
+        lo, hi = (float(np.percentile(v, 2)), float(np.percentile(v, 98))) if v.size else (0.0, 1.0)
+        bands[name] = {"path": str(src.path), "index": src.index,
+                       "min": round(lo, 4), "max": round(max(hi, lo + 1.0), 4)}
+    return {"bands": bands}
 
 
 def ensure_has_data(scene: S2Scene | S1Scene) -> dict:

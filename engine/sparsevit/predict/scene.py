@@ -29,7 +29,7 @@ from rasterio.windows import Window, from_bounds
 from ..bundle import ModelBundle
 from ..devices import describe_device, resolve_device
 from ..errors import InputError, OutputError
-from ..io.scene import Grid, open_s1, open_s2
+from ..io.scene import Grid, open_s1, open_s2, true_colour
 from ..io.tiles import tile_windows
 from ..io.writers import ClassifiedWriter, FloatWriter
 from ..model_bands import to_model_bands
@@ -446,7 +446,7 @@ def _finish(bundle, scene, window, grid, staged, outputs, opts, progress, counts
                      "model": bundle.describe(), "device": describe_device(device),
                      "grid": grid.to_dict(), "window": [int(window.col_off), int(window.row_off),
                                                         int(window.width), int(window.height)],
-                     "counts": counts}
+                     "counts": counts, "true_colour": true_colour(scene)}
     if mapping is not None:
         summary.update(coarse_scheme=mapping.target.name, coarse_mapping=mapping.name)
         write_coarse(staged.landcover, staged.landcover_coarse, grid, mapping, progress=progress)

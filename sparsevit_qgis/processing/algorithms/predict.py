@@ -18,6 +18,7 @@ from qgis.core import (
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
 )
 
 from ...core import protocol as roles
@@ -38,7 +39,7 @@ class PredictAlgorithm(EngineAlgorithm):
     ATTENTION_MAPS, POLYGON_LAYER, AREAS, RUN, DEVICE = (
         "ATTENTION_MAPS", "POLYGON_LAYER", "AREAS", "RUN", "DEVICE")
     # advanced parameters; DEVICE is also the output naming the device used
-    THREADS, PRECISION, BATCH_SIZE = "THREADS", "PRECISION", "BATCH_SIZE"
+    THREADS, PRECISION, BATCH_SIZE, BAND_ORDER = "THREADS", "PRECISION", "BATCH_SIZE", "BAND_ORDER"
 
     display_name = "Map land cover"
     help_text = (
@@ -56,7 +57,10 @@ class PredictAlgorithm(EngineAlgorithm):
         "engine has no polygon clip).\n\nAdvanced: Device (auto: the GPU when the engine's "
         "PyTorch finds one, else the CPU), CPU threads (0: the engine's default), precision "
         "(auto: bf16 on GPUs, fp32 on CPUs) and batch size (tiles per batch, 8 by default); "
-        "the Device output says what the run used.")
+        "the Device output says what the run used. Band order: the Sentinel-2 name of each band "
+        "in file order (- for a band to leave out) or a preset (eurosat, esa, esa12), for a "
+        "raster whose bands the engine cannot name or names wrongly (see Inspect input raster); "
+        "empty: the engine names them.")
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer(
@@ -98,6 +102,9 @@ class PredictAlgorithm(EngineAlgorithm):
                 self.BATCH_SIZE, self.tr("Batch size (tiles per batch)"),
                 type=QgsProcessingParameterNumber.Integer, defaultValue=DEFAULT_BATCH_SIZE,
                 minValue=1, maxValue=4096),
+            QgsProcessingParameterString(
+                self.BAND_ORDER, self.tr("Band names in file order (e.g. B01,B02,... or eurosat, esa, esa12)"),
+                optional=True),
         ]
         for p in advanced:
             p.setFlags(p.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
@@ -139,7 +146,8 @@ class PredictAlgorithm(EngineAlgorithm):
             device=self.parameterAsEnumString(parameters, self.DEVICE, context) or "auto",
             threads=self.parameterAsInt(parameters, self.THREADS, context),
             precision=self.parameterAsEnumString(parameters, self.PRECISION, context) or "auto",
-            batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context))
+            batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
+            band_order=self.parameterAsString(parameters, self.BAND_ORDER, context) or None)
         try:
             args = request.to_args()
         except JobError as exc:

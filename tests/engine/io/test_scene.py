@@ -155,3 +155,19 @@ def test_geographic_s1_on_utm_s2(tmp_path):
         assert s1.reprojected and any("position" in w_ for w_ in s1.warnings)
         data, valid = s1.read(Window(0, 0, 20, 20))
         assert valid.all() and np.allclose(data, -8)
+
+
+def test_true_colour_names_the_file_bands_and_a_stretch(tmp_path):
+    from sparsevit.io.scene import true_colour
+    order = list(reversed(S2_BANDS_NO_CIRRUS))  # B04 is not band 4: the plugin must not assume it
+    data = np.stack([np.full((8, 8), 100 * (i + 1), "uint16") for i in range(12)])
+    data[:, 0, 0] = 0  # fill pixels stay out of the stretch
+    f = write_raster(tmp_path / "x.tif", data, T10, descriptions=[f"band {n}" for n in order])
+    with open_s2(f) as scene:
+        tc = true_colour(scene)
+    red = tc["bands"]["B04"]
+    assert red["path"] == str(f) and red["index"] == order.index("B04") + 1
+    assert red["min"] == pytest.approx(100 * red["index"]) and red["max"] > red["min"]
+    folder = s2_folder(tmp_path, names=("B02", "B03", "B08"))
+    with open_s2(folder, required=("B02",)) as scene:
+        assert true_colour(scene) is None

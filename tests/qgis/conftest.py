@@ -7,6 +7,7 @@ import shutil
 import stat
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -229,3 +230,24 @@ def new_dock(qgis_iface):
         dock.shutdown()
         dock.deleteLater()
     QgsApplication.processEvents()
+
+
+def wait_until(condition, timeout: float = 20.0, describe=None) -> float:
+    """Process Qt events until ``condition()`` holds; the seconds waited. On timeout an
+    AssertionError, with ``describe()`` (e.g. the panel's log) when given."""
+    from qgis.core import QgsApplication
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        QgsApplication.processEvents()
+        if condition():
+            return time.monotonic() - t0
+        time.sleep(0.02)
+    raise AssertionError("timed out" + (f"; {describe()}" if describe else ""))
+
+
+def wait_for_panel(dock, timeout: float = 120.0) -> float:
+    """Wait until the panel's engine run is over (its events handled); fail with its log."""
+    from qgis.core import QgsApplication
+    took = wait_until(lambda: not dock.running, timeout, lambda: "log:\n" + dock.log.toPlainText())
+    QgsApplication.processEvents()
+    return took

@@ -3,10 +3,10 @@ real Inspect of rasters whose bands are unnamed, and the band-order parameter of
 predict."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
+from conftest import wait_for_panel
 from qgis.core import QgsApplication, QgsProcessingContext, QgsProcessingFeedback
 
 from sparsevit_qgis.core.band_mapping import (
@@ -41,15 +41,6 @@ def _unnamed_raster(path: Path, count: int, descriptions=()) -> Path:
     return path
 
 
-def _wait(dock, timeout=120.0):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        QgsApplication.processEvents()
-        if not dock.running:
-            QgsApplication.processEvents()
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out; log:\n{dock.log.toPlainText()}")
 
 
 # --- core logic ------------------------------------------------------------------------------
@@ -141,7 +132,7 @@ def test_band_mapping_edit_after_a_refused_inspect_reaches_predict_and_inspect(d
     assert "--band-order" not in " ".join(dock.build_predict_args())
 
     dock.inspect()  # 4 unnamed bands: the engine names none and refuses
-    _wait(dock)
+    wait_for_panel(dock)
     assert dock.stage_label.text() == "Failed", dock.log.toPlainText()
     assert "neither Sentinel-2 bands" in dock.log.toPlainText()
     assert [(b.index, b.description) for b in editor.rows()] == [(1, ""), (2, "green?"), (3, ""), (4, "")]
@@ -158,7 +149,7 @@ def test_band_mapping_edit_after_a_refused_inspect_reaches_predict_and_inspect(d
     assert "--band-order B04,B03,B02,B08" in editor.order_label.text()
 
     dock.inspect()  # rerun with the override: the engine reads the bands as mapped
-    _wait(dock)
+    wait_for_panel(dock)
     assert dock.stage_label.text().startswith("Done"), dock.log.toPlainText()
     assert "$ sparsevit info " + str(raster) + " --band-order B04,B03,B02,B08" in dock.log.toPlainText()
     assert [(b.detected, b.how) for b in editor.rows()] == [
@@ -215,7 +206,7 @@ def test_band_mapping_positional_bands_presets_and_training(dock, tmp_path):
     editor = dock.band_mapping
     dock.s2_input.set_path(str(raster))
     dock.inspect()  # 12 unnamed bands: the engine takes the ESA order without B10
-    _wait(dock)
+    wait_for_panel(dock)
     assert dock.stage_label.text().startswith("Done"), dock.log.toPlainText()
     assert {b.how for b in editor.rows()} == {"position"}
     assert editor.names()[8] == "B8A" and not editor.override

@@ -10,10 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, wait_until
 from qgis.core import (
     Qgis,
-    QgsApplication,
     QgsFeature,
     QgsGeometry,
     QgsPointXY,
@@ -62,14 +61,6 @@ def probe_python(tmp_path) -> Path:
     QgsProject.instance().clear()  # a later panel must not pick up this test's layers as input
 
 
-def _wait_until(condition, timeout=20.0):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        QgsApplication.processEvents()
-        if condition():
-            return time.monotonic() - t0
-        time.sleep(0.02)
-    raise AssertionError("timed out")
 
 
 def _form(dock, tmp_path):
@@ -142,7 +133,7 @@ def test_device_probe_fills_the_label_in_the_background(compute_settings, new_do
     assert task is not None and "asking the engine" in dock.device_label.text()
     assert dock.probe_device() is task  # asked once, not once per call
     assert dock.run_button.isEnabled()  # a run may start meanwhile
-    waited = _wait_until(lambda: "GPU" in dock.device_label.text())
+    waited = wait_until(lambda: "GPU" in dock.device_label.text())
     assert waited > 0.5  # the answer came from the (slow) interpreter, later
     assert dock.device_label.text() == "Device: GPU (Fake H200)"
     assert "-c" in (tmp_path / "probe_args.txt").read_text()  # python -c PROBE_CODE
@@ -179,7 +170,7 @@ def test_opening_the_panel_starts_the_probe(compute_settings, new_dock, probe_py
     dock = new_dock()
     dock.show()
     assert dock._probe_task is not None
-    _wait_until(lambda: dock.device_label.text().startswith("Device: GPU"))
+    wait_until(lambda: dock.device_label.text().startswith("Device: GPU"))
     dock.hide()
     dock.show()  # known: not asked again
     assert dock._probe_task is None
@@ -190,7 +181,7 @@ def test_a_failing_probe_says_engine_not_found_and_blocks_nothing(compute_settin
     compute_settings.set_python_path(str(broken))
     dock = new_dock()
     assert dock.probe_device() is not None
-    _wait_until(lambda: "not found" in dock.device_label.text())
+    wait_until(lambda: "not found" in dock.device_label.text())
     assert dock.device_label.text() == "Device: engine not found"
     assert "No module named 'torch'" in dock.device_label.toolTip()
     assert "[warning] Device check" in dock.log.toPlainText()
@@ -200,7 +191,7 @@ def test_a_failing_probe_says_engine_not_found_and_blocks_nothing(compute_settin
     compute_settings.set_python_path(str(tmp_path / "no" / "python"))
     missing = new_dock()
     assert missing.probe_device() is None
-    _wait_until(lambda: True, timeout=0.1)
+    wait_until(lambda: True, timeout=0.1)
     assert missing.device_label.text() == "Device: engine not found"
 
 
@@ -210,11 +201,11 @@ def test_closing_the_panel_stops_a_slow_probe(compute_settings, new_dock, tmp_pa
     compute_settings.set_python_path(str(slow))
     dock = new_dock()
     task = dock.probe_device()
-    _wait_until(lambda: task.status() == QgsTask.Running)
+    wait_until(lambda: task.status() == QgsTask.Running)
     time.sleep(0.3)
     t0 = time.monotonic()
     dock.shutdown()
-    _wait_until(lambda: task.status() in (QgsTask.Complete, QgsTask.Terminated), timeout=5)
+    wait_until(lambda: task.status() in (QgsTask.Complete, QgsTask.Terminated), timeout=5)
     assert time.monotonic() - t0 < 3.0
     assert compute.cached_probe(str(slow)) is None  # a cancelled probe is asked again next time
 

@@ -6,8 +6,8 @@ import sys
 import time
 
 import pytest
+from conftest import wait_until
 from installer_fixtures import ENGINE_VERSION, fixture_sources, fixture_wheel_folder
-from qgis.core import QgsApplication
 
 from sparsevit_qgis.core import engine_installer as ei
 from sparsevit_qgis.core.engine_locator import venv_python
@@ -15,14 +15,6 @@ from sparsevit_qgis.core.engine_locator import venv_python
 CPU = ei.Accelerator("cpu", "cpu", "no NVIDIA GPU found (test)")
 
 
-def _wait(until, timeout=120.0):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        QgsApplication.processEvents()
-        if until():
-            return time.monotonic() - t0
-        time.sleep(0.02)
-    raise AssertionError("timed out")
 
 
 @pytest.fixture
@@ -33,7 +25,7 @@ def dialog(tmp_path, qgis_iface):
     yield dlg
     if dlg.task is not None:
         dlg.task.cancel()
-        _wait(lambda: dlg.task is None, 30)
+        wait_until(lambda: dlg.task is None, 30)
     dlg.deleteLater()
 
 
@@ -50,7 +42,7 @@ def test_install_from_a_local_wheel_folder_repair_and_remove(dialog, tmp_path, m
     dialog.engine_changed.connect(lambda: changed.append(1))
     task = dialog.install()
     assert task is not None and not dialog.install_button.isEnabled() and dialog.cancel_button.isEnabled()
-    _wait(lambda: dialog.outcome is not None)
+    wait_until(lambda: dialog.outcome is not None)
     assert dialog.outcome.ok, dialog.log.toPlainText()[-3000:]
     assert dialog.progress.value() == 100 and changed
     log = dialog.log.toPlainText()
@@ -68,7 +60,7 @@ def test_install_from_a_local_wheel_folder_repair_and_remove(dialog, tmp_path, m
     assert info.ok and info.source == "profile" and info.version == ENGINE_VERSION
 
     dialog.install()  # repair: same environment, no new venv
-    _wait(lambda: dialog.task is None)
+    wait_until(lambda: dialog.task is None)
     assert dialog.outcome.ok and "create the environment" not in dialog.log.toPlainText()
 
     dialog.remove(confirm=False)
@@ -86,7 +78,7 @@ def test_offline_without_a_folder_is_refused_with_a_reason(dialog):
 def test_missing_package_in_the_folder_fails_clearly_and_leaves_nothing(dialog, tmp_path):
     _offline(dialog, fixture_wheel_folder(tmp_path / "wheels", skip=("torch",)))
     dialog.install()
-    _wait(lambda: dialog.outcome is not None)
+    wait_until(lambda: dialog.outcome is not None)
     assert not dialog.outcome.ok
     assert "torch==0.0.1" in dialog.state_label.text() and "make_wheelhouse" in dialog.state_label.text()
     assert not venv_python(dialog.venv).exists()
@@ -99,10 +91,10 @@ def test_cancel_from_the_dialog_stops_within_a_second(dialog, tmp_path):
                                           "import time; print('slow', flush=True); time.sleep(60)"]))
     dialog.plan = lambda: plan
     dialog.install()
-    _wait(lambda: "slow" in dialog.log.toPlainText().splitlines())
+    wait_until(lambda: "slow" in dialog.log.toPlainText().splitlines())
     t0 = time.monotonic()
     dialog.cancel()
-    _wait(lambda: dialog.outcome is not None, 10)
+    wait_until(lambda: dialog.outcome is not None, 10)
     assert time.monotonic() - t0 < 1.5
     assert dialog.outcome.cancelled and not dialog.venv.exists()
     assert dialog.install_button.isEnabled()

@@ -5,12 +5,11 @@ Each export runs the real engine on a small EuroSAT raster and reads the written
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
+from conftest import wait_for_panel
 from qgis.core import (
-    QgsApplication,
     QgsPalettedRasterRenderer,
     QgsProject,
     QgsRasterLayer,
@@ -84,13 +83,6 @@ def _edit_symbology(layer: QgsRasterLayer, edits: dict[int, tuple[str, str]]) ->
     layer.setRenderer(QgsPalettedRasterRenderer(layer.dataProvider(), 1, classes))
 
 
-def _wait(dock, timeout=120.0):
-    t0 = time.monotonic()
-    while dock.running and time.monotonic() - t0 < timeout:
-        QgsApplication.processEvents()
-        time.sleep(0.02)
-    assert not dock.running, dock.log.toPlainText()
-    QgsApplication.processEvents()
 
 
 def _read(path: Path):
@@ -141,7 +133,7 @@ def test_export_of_edited_styles_keeps_them_in_the_cog(engine_dock, landcover, t
     dock.export_layer.setLayer(landcover)
     dock.export_file.setFilePath(str(tmp_path / "edited.tif"))
     assert dock.run_export() is not None
-    _wait(dock)
+    wait_for_panel(dock)
     out = tmp_path / "edited.tif"
     assert out.exists(), dock.log.toPlainText()
     rows, colours, names = _read(out)
@@ -165,7 +157,7 @@ def test_export_of_edited_styles_names_the_polygons(engine_dock, landcover, tmp_
     _select_format(dock, "gpkg")
     dock.export_file.setFilePath(str(tmp_path / "edited.gpkg"))
     assert dock.run_export() is not None
-    _wait(dock)
+    wait_for_panel(dock)
     polys = QgsVectorLayer(str(tmp_path / "edited.gpkg"), "p", "ogr")
     assert polys.isValid(), dock.log.toPlainText()
     names = {f["class_value"]: f["class_name"] for f in polys.getFeatures()}
@@ -201,7 +193,7 @@ def test_reclassify_dialog_merges_river_and_sealake_into_water(engine_dock, land
     assert {r.colour for r in dialog.rows() if r.value in (8, 9)} == {"#0055ff"}
     assert dialog.summary.text().startswith("10 classes become 9")
     assert dock.run_reclassify(dialog.spec(), dialog.output_path()) is not None
-    _wait(dock)
+    wait_for_panel(dock)
     out = tmp_path / "water.tif"
     rows, colours, names = _read(out)
     expected = [[255 if r < 2 and c < 2 else (8 if _values(r, c) == 9 else _values(r, c))
@@ -231,7 +223,7 @@ def test_reclassify_action_from_a_bundled_mapping(engine_dock, landcover, tmp_pa
     assert dock.open_reclassify() is not None
     # only the mappings from EuroSAT, none of another scheme's
     assert seen["mappings"] == [None, "eurosat_to_dfc2020", "eurosat_to_eurosat_coarse"]
-    _wait(dock)
+    wait_for_panel(dock)
     rows, colours, names = _read(tmp_path / "coarse.tif")
     coarse = json.loads((Path(__file__).resolve().parents[2] / "resources" / "schemes"
                          / "eurosat_coarse.json").read_text(encoding="utf-8"))

@@ -21,7 +21,24 @@ COMMAND_MODULES = ["info", "mosaic", "train", "pseudomasks", "refine", "predict"
                    "grid", "fit", "export_model"]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _requested_command(argv: list[str]) -> str | None:
+    """The sub-command named in ``argv`` (the first word that is not a global option or its value)."""
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--cancel-file":
+            i += 2
+            continue
+        if not a.startswith("-"):
+            return a
+        i += 1
+    return None
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; given ``argv`` naming a known command, only that command's module is imported,
+    so a light command (``info``, ``export``) starts without importing torch: the plugin's Inspect
+    and every run's first event wait on this start."""
     from . import __version__
     parser = argparse.ArgumentParser(
         prog="sparsevit", description="SparseViT engine: weakly supervised land-cover mapping of "
@@ -33,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="cancel the run as soon as this file exists")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    wanted = (_requested_command(argv) or "").replace("-", "_") if argv is not None else None
+    for name in ([wanted] if wanted in COMMAND_MODULES else COMMAND_MODULES):
         try:
             module = importlib.import_module(f"sparsevit.commands.{name}")
         except ModuleNotFoundError as exc:
@@ -77,8 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     # GDAL's block cache defaults to 5% of RAM and fills up on big rasters; memory must stay
     # bounded whatever the raster size, and windows are read once, so a small cache is enough
     os.environ.setdefault("GDAL_CACHEMAX", "256")
-    parser = build_parser()
-    args = parser.parse_args(_join_negative_values(list(sys.argv[1:] if argv is None else argv)))
+    argv = _join_negative_values(list(sys.argv[1:] if argv is None else argv))
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 1

@@ -138,7 +138,8 @@ def run(args, progress) -> int:
     if args.worker:
         raise InputError("--worker only applies to --scenes")
     s2 = args.s2 if len(args.s2) > 1 else args.s2[0]
-    bundle = load_bundle(args.model)
+    with progress.stage("load model"):  # ~2 s on a CPU: the panel shows it as a stage, not as 0 %
+        bundle = load_bundle(args.model)
     coarse_mapping(bundle, args.level)  # a model without a coarse level fails now, not after hours
     opts = _options(args, _parse_area(args.area, args.area_crs, args.s2))
     s1 = None if not args.s1 else (args.s1 if len(args.s1) > 1 else args.s1[0])

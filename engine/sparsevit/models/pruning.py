@@ -37,7 +37,8 @@ def prune_heads(model: SparseViT) -> SparseViT:
     hd = cfg.head_dim
     for name in dst:
         if name.endswith(".attn_bias"):
-            dst[name] = src[name.replace(".attn_bias", ".attn.proj.bias")].clone()
+            # a block pruned before already holds its bias (pruning a pruned model is a no-op)
+            dst[name] = (src[name] if name in src else src[name.replace(".attn_bias", ".attn.proj.bias")]).clone()
             continue
         if not name.startswith("blocks.") or ".attn." not in name:
             dst[name] = src[name].clone()

@@ -154,6 +154,11 @@ def test_pruned_model_matches_gated_model_and_is_smaller():
     open_m = maps_m[-1].open_only()
     assert open_m.head_ids.tolist() == maps_p[-1].head_ids.tolist() == [1]
     assert torch.allclose(open_m.probs, maps_p[-1].probs, atol=1e-5)
+    # fine-tuning a pruned model ends in prune_heads again (train() saves model_pruned): a no-op
+    again = prune_heads(p)
+    assert again.config.head_ids == p.config.head_ids
+    with torch.no_grad():
+        assert torch.allclose(again(x), p(x), atol=1e-6)
 
 
 def test_model_with_a_fully_closed_block_runs_under_flop_counting_and_trains_its_bias():

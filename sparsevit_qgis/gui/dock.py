@@ -863,8 +863,7 @@ class SparseVitDock(QgsDockWidget):
         task.engine_event.connect(self.on_event)
         self._task = task  # keeps the Python object alive until finished() ran
         self._set_running(True)
-        self.progress.setRange(0, 100)
-        self.progress.setValue(0)
+        self.progress.setRange(0, 0)  # busy until the first stage: the engine imports PyTorch first
         self.stage_label.setText(tr("Starting the engine…"))
         QgsApplication.taskManager().addTask(task)
         return task
@@ -994,6 +993,9 @@ class SparseVitDock(QgsDockWidget):
             else:
                 self.progress.setRange(0, 100)
                 self.progress.setValue(int(round(100 * float(fraction))))
+        elif kind == "start":
+            self.stage_label.setText(tr("Engine started ({0}); preparing…").format(
+                event.get("device_name") or event.get("device") or event.get("command", "")))
         elif kind == "log":
             self.log.appendPlainText(f"[{event.get('level', 'info')}] {event.get('message', '')}")
         elif kind == "error":

@@ -215,6 +215,7 @@ def test_dock_cancel_during_engine_start_is_prompt_and_leaves_nothing(dock, tmp_
     time.sleep(0.3)  # no event has come yet: the check or the engine is importing torch
     QgsApplication.processEvents()
     assert "predict" not in dock.stage_label.text()
+    assert dock.progress.maximum() == 0  # a busy indicator while the engine starts, not a bar at 0 %
     t0 = time.monotonic()
     dock.cancel()
     _wait(dock, timeout=10)

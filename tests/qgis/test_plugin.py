@@ -115,12 +115,13 @@ def test_dock_form_to_engine_arguments(qgis_app, qgis_iface, tmp_path):
         with pytest.raises(JobError, match="no bundle.json"):
             dock.build_predict_args()
         assert dock.cancel_button.isEnabled() is False and dock.run_button.isEnabled()
-        dock.on_event({"event": "stage_start", "stage": "predict", "total": 10})
-        dock.on_event({"event": "progress", "stage": "predict", "done": 5, "total": 10, "fraction": 0.5})
         dock.on_event({"event": "log", "level": "info", "message": "device: cpu"})
         assert "Device: unknown" in dock.device_label.text()  # log text is for people only
         dock.on_event({"event": "start", "command": "predict", "protocol": 2, "device": "cuda",
                        "device_name": "GPU (NVIDIA H200)"})
+        assert "Engine started (GPU (NVIDIA H200))" in dock.stage_label.text()  # not a silent 0 %
+        dock.on_event({"event": "stage_start", "stage": "predict", "total": 10})
+        dock.on_event({"event": "progress", "stage": "predict", "done": 5, "total": 10, "fraction": 0.5})
         assert "predict (5/10)" in dock.stage_label.text() and dock.progress.value() == 50
         assert "NVIDIA H200" in dock.device_label.text() and "GPU" in dock.device_label.toolTip()
         assert "device: cpu" in dock.log.toPlainText()

@@ -125,10 +125,6 @@ def _run_batch(args, progress) -> int:
 
 
 def run(args, progress) -> int:
-    from ..bundle import load_bundle
-    from ..predict import predict_scene
-    from ..predict.levels import coarse_mapping
-
     if bool(args.scenes) == bool(args.s2):
         raise InputError("give either the scene (S2 ...) or --scenes LIST",
                          fix="e.g. 'sparsevit predict scene.tif --out maps' or "
@@ -138,7 +134,12 @@ def run(args, progress) -> int:
     if args.worker:
         raise InputError("--worker only applies to --scenes")
     s2 = args.s2 if len(args.s2) > 1 else args.s2[0]
-    with progress.stage("load model"):  # ~2 s on a CPU: the panel shows it as a stage, not as 0 %
+    # importing the model code and reading the weights takes seconds on a CPU: the panel shows
+    # it as a stage of its own instead of a bar stuck at 0 %
+    with progress.stage("load model"):
+        from ..bundle import load_bundle
+        from ..predict import predict_scene
+        from ..predict.levels import coarse_mapping
         bundle = load_bundle(args.model)
     coarse_mapping(bundle, args.level)  # a model without a coarse level fails now, not after hours
     opts = _options(args, _parse_area(args.area, args.area_crs, args.s2))

@@ -57,6 +57,26 @@ def test_evaluate_raster_json_events_and_report(tmp_path, pred, ref, capsys):
     assert saved["per_class"]["iou"][names.index("Savanna")] is None  # absent class: NaN -> null
 
 
+def test_evaluate_refuses_a_reference_without_class_table_unless_told_its_scheme(tmp_path, pred, capsys):
+    """A -1/0/1 water reference scored as if its codes were the prediction's classes gave mIoU 0.004
+    without a word: refused, naming the file, its codes and the options; told, it is scored."""
+    plain = tmp_path / "water.tif"
+    with rasterio.open(plain, "w", driver="GTiff", width=30, height=20, count=1, dtype="int16",
+                       crs=UTM, transform=GRID.transform) as dst:
+        codes = np.zeros((20, 30), np.int16)
+        codes[:, 15:] = 1
+        codes[0, 0] = -1
+        dst.write(codes, 1)
+    code = main(["evaluate", "--pred", str(pred), "--ref", str(plain)])
+    err = capsys.readouterr().err
+    assert code != 0 and str(plain) in err and "no class table" in err
+    assert "-1, 0, 1" in err and "--ref-scheme" in err and "--mapping" in err
+    # the same reference written with the prediction's class table is scored as before
+    same = write_classified(tmp_path / "same.tif", GRID, load_scheme("dfc2020"), class_map())
+    assert main(["evaluate", "--pred", str(pred), "--ref", str(same)]) == 0
+    assert main(["evaluate", "--pred", str(pred), "--ref", str(plain), "--ref-scheme", "dfc2020"]) == 0
+
+
 def test_evaluate_points_prints_a_table(tmp_path, pred, capsys):
     pyogrio = import_pyogrio()
     pts = tmp_path / "pts.gpkg"

@@ -43,6 +43,23 @@ def _pred_scheme(pred: str, name: str | None) -> ClassScheme | None:
     return raster_scheme(pred, name, required=False)
 
 
+def _codes(path, limit: int = 8) -> str:
+    """The distinct values of a reference raster (read at a coarse overview: a hint, not a census)."""
+    import numpy as np
+    import rasterio
+
+    with rasterio.open(path) as src:
+        h, w = max(1, min(src.height, 1024)), max(1, min(src.width, 1024))
+        vals = np.unique(src.read(1, out_shape=(h, w), masked=True).compressed())
+    shown = ", ".join(str(v) for v in vals[:limit])
+    return shown + (", ..." if len(vals) > limit else "") if len(vals) else "none"
+
+
+def _mapping_names() -> list[str]:
+    from ..paths import resource
+    return sorted(p.stem for p in resource("mappings").glob("*.json"))
+
+
 def _ref_map(pred_scheme: ClassScheme, ref_scheme: ClassScheme | None, mapping) -> dict[int, int]:
     """Reference code -> prediction class index; unmapped reference codes are not scored."""
     if mapping is not None:
@@ -94,6 +111,13 @@ def evaluate(args: argparse.Namespace, progress=None) -> dict[str, Any]:
     if ref_scheme is None and mapping is None:
         from ..export.classes import raster_scheme
         ref_scheme = raster_scheme(args.ref, None, required=False)
+        if ref_scheme is None:  # its codes could mean anything: scoring them as ours is nonsense
+            raise InputError(
+                f"the reference has no class table, so its codes ({_codes(args.ref)}) cannot be "
+                f"matched to the classes of '{pred_scheme.name}'", path=args.ref,
+                fix="give --ref-scheme NAME (its codes are that scheme's values) or --mapping NAME "
+                    f"(resources/mappings: {', '.join(_mapping_names()) or 'none'}); a reference of "
+                    "the prediction's own scheme: --ref-scheme " + str(pred_scheme.name))
     ref_map = _ref_map(pred_scheme, ref_scheme, mapping)
     if not ref_map:
         raise InputError("no reference class matches a prediction class", path=args.ref,

@@ -198,6 +198,26 @@ def test_evaluate_against_a_reference_raster(engine, small_prediction, tmp_path)
     assert report["overall_accuracy"] == pytest.approx(1.0)
 
 
+def test_evaluate_refuses_a_reference_of_unknown_codes_and_scores_it_when_told(engine, small_prediction, tmp_path):
+    """A reference without a class table (0/1 codes) is not scored as the model's classes."""
+    import numpy as np
+    import processing
+    import rasterio
+    landcover = small_prediction["outputs"]["landcover"]
+    plain = tmp_path / "codes.tif"
+    with rasterio.open(landcover) as src:
+        profile = {k: src.profile[k] for k in ("driver", "width", "height", "crs", "transform")}
+        codes = (src.read(1) % 2).astype(np.uint8)
+    with rasterio.open(plain, "w", count=1, dtype="uint8", **profile) as dst:
+        dst.write(codes, 1)
+    with pytest.raises(QgsProcessingException, match="no class table"):
+        processing.run("sparsevit:evaluate", {"PREDICTION": landcover, "REFERENCE": str(plain),
+                                              "OUTPUT": str(tmp_path / "r.json")})
+    told = processing.run("sparsevit:evaluate", {"PREDICTION": landcover, "REFERENCE": str(plain),
+                                                 "REF_SCHEME": "eurosat", "OUTPUT": str(tmp_path / "r2.json")})
+    assert 0.0 <= told["OVERALL_ACCURACY"] < 1.0
+
+
 def test_evaluate_needs_exactly_one_reference(engine, small_prediction, tmp_path):
     import processing
     with pytest.raises(QgsProcessingException, match="exactly one"):

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import rasterio
 from conftest import REPO, SAMPLE_AREA
 from qgis.core import (
     QgsApplication,
@@ -83,6 +84,24 @@ def test_predict_loads_a_styled_land_cover_layer(engine, tiny_bundle, tmp_path, 
         "Water", "Built-up", "Cropland", "Grassland", "Forest"]
     order = [node.layer() for node in project.layerTreeRoot().findLayers()]
     assert order.index(found[0]) < order.index(layers[0])
+
+
+def test_predict_reads_a_per_band_product_folder_given_as_a_path(engine, tiny_bundle, tmp_path):
+    """A folder of per-band files is no raster layer: INPUT_PATH takes it (batch, model builder,
+    qgis_process); exactly one of INPUT / INPUT_PATH."""
+    import processing
+    from fixtures.rasters import s2_folder
+    from sparsevit.bands import S2_BANDS_NO_CIRRUS
+    folder = s2_folder(tmp_path, names=S2_BANDS_NO_CIRRUS, size=120)
+    results = processing.run("sparsevit:predict", {
+        "INPUT_PATH": str(folder), "MODEL": str(tiny_bundle / "bundle.json"), "TILE": 128,
+        "OVERVIEW": False, "THREADS": 1, "OUTPUT_FOLDER": str(tmp_path / "out")})
+    with rasterio.open(results["LANDCOVER"]) as lc:
+        assert (lc.width, lc.height) == (120, 120) and lc.res == (10.0, 10.0)
+    for params, match in (({}, "exactly one"), ({"INPUT": str(engine), "INPUT_PATH": str(folder)}, "exactly one"),
+                          ({"INPUT_PATH": str(tmp_path / "nowhere")}, "no such file")):
+        with pytest.raises(QgsProcessingException, match=match):
+            processing.run("sparsevit:predict", {**params, "OUTPUT_FOLDER": str(tmp_path / "o2")})
 
 
 def test_predict_level_parameter_becomes_the_engine_level(engine, tiny_bundle, tmp_path):

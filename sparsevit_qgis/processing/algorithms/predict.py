@@ -33,6 +33,7 @@ class PredictAlgorithm(EngineAlgorithm):
     engine_command = "predict"
     group_id, group_title = "mapping", "Land-cover mapping"
     INPUT, S1, MODEL, EXTENT, TILE, LEVEL = "INPUT", "S1", "MODEL", "EXTENT", "TILE", "LEVEL"
+    INPUT_PATH = "INPUT_PATH"
     ATTENTION, POLYGONS, OVERVIEW, OUTPUT_FOLDER = "ATTENTION", "POLYGONS", "OVERVIEW", "OUTPUT_FOLDER"
     LANDCOVER, PSEUDOMASK, CONFIDENCE = "LANDCOVER", "PSEUDOMASK", "CONFIDENCE"
     LANDCOVER_COARSE, AREAS_COARSE = "LANDCOVER_COARSE", "AREAS_COARSE"
@@ -44,7 +45,9 @@ class PredictAlgorithm(EngineAlgorithm):
     display_name = "Map land cover"
     help_text = (
         "Maps land cover on a Sentinel-2 raster (optionally with Sentinel-1 VV/VH) of any "
-        "size, tile by tile, in a separate engine process. Writes into the output folder a "
+        "size, tile by tile, in a separate engine process. The input is a raster layer or a "
+        "product path (a folder of per-band JP2/GeoTIFF files, a .SAFE folder as downloaded, "
+        "its .zip or its MTD_*.xml), exactly one of the two. Writes into the output folder a "
         "land-cover map (paletted GeoTIFF with class names and a .qml style), the attention "
         "pseudomask, a confidence raster (0..1), class-area tables (CSV/JSON) and optionally "
         "polygons and per-head attention maps. The land-cover map is added to the project "
@@ -64,7 +67,13 @@ class PredictAlgorithm(EngineAlgorithm):
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer(
-            self.INPUT, self.tr("Sentinel-2 raster")))
+            self.INPUT, self.tr("Sentinel-2 raster"), optional=True))
+        # products that are no single raster layer: batch mode, the model builder and
+        # qgis_process need them as a path (exactly one of the two is given)
+        self.addParameter(QgsProcessingParameterFile(
+            self.INPUT_PATH, self.tr("…or a Sentinel-2 product path: per-band folder, .SAFE folder "
+                                     "(or its .zip / MTD_*.xml file)"),
+            behavior=QgsProcessingParameterFile.Folder, optional=True))
         self.addParameter(QgsProcessingParameterRasterLayer(
             self.S1, self.tr("Sentinel-1 raster (VV, VH; models trained with S1)"), optional=True))
         self.addParameter(QgsProcessingParameterFile(
@@ -126,8 +135,13 @@ class PredictAlgorithm(EngineAlgorithm):
 
     def engine_args(self, parameters, context, feedback):
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
-        if layer is None:
-            raise QgsProcessingException(self.tr("No Sentinel-2 raster given."))
+        product = (self.parameterAsFile(parameters, self.INPUT_PATH, context) or "").strip()
+        if (layer is None) == (not product):
+            raise QgsProcessingException(self.tr(
+                "Give exactly one Sentinel-2 input: a raster layer (INPUT) or a product path "
+                "(INPUT_PATH: a per-band folder, a .SAFE folder, its .zip or MTD_*.xml)."))
+        if product and not Path(product).exists():
+            raise QgsProcessingException(self.tr("{0}: no such file or folder.").format(product))
         s1 = self.parameterAsRasterLayer(parameters, self.S1, context)
         out = self.parameterAsString(parameters, self.OUTPUT_FOLDER, context)
         area = None
@@ -136,7 +150,7 @@ class PredictAlgorithm(EngineAlgorithm):
                     self.parameterAsExtentCrs(parameters, self.EXTENT, context))
         level = self.parameterAsEnum(parameters, self.LEVEL, context)
         request = PredictRequest(
-            s2=raster_path(layer), out=out, model=self.parameterAsFile(parameters, self.MODEL, context) or "",
+            s2=raster_path(layer) if layer is not None else product, out=out, model=self.parameterAsFile(parameters, self.MODEL, context) or "",
             s1=raster_path(s1) if s1 is not None else None, area=area,
             tile=self.parameterAsInt(parameters, self.TILE, context),
             level=LEVELS[level][0] if 0 <= level < len(LEVELS) else None,

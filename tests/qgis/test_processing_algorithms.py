@@ -91,6 +91,7 @@ def test_predict_reads_a_per_band_product_folder_given_as_a_path(engine, tiny_bu
     qgis_process); exactly one of INPUT / INPUT_PATH."""
     import processing
     from fixtures.rasters import s2_folder
+
     from sparsevit.bands import S2_BANDS_NO_CIRRUS
     folder = s2_folder(tmp_path, names=S2_BANDS_NO_CIRRUS, size=120)
     results = processing.run("sparsevit:predict", {

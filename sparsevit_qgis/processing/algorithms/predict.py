@@ -150,7 +150,8 @@ class PredictAlgorithm(EngineAlgorithm):
                     self.parameterAsExtentCrs(parameters, self.EXTENT, context))
         level = self.parameterAsEnum(parameters, self.LEVEL, context)
         request = PredictRequest(
-            s2=raster_path(layer) if layer is not None else product, out=out, model=self.parameterAsFile(parameters, self.MODEL, context) or "",
+            s2=raster_path(layer) if layer is not None else product, out=out,
+            model=self.parameterAsFile(parameters, self.MODEL, context) or "",
             s1=raster_path(s1) if s1 is not None else None, area=area,
             tile=self.parameterAsInt(parameters, self.TILE, context),
             level=LEVELS[level][0] if 0 <= level < len(LEVELS) else None,

@@ -150,6 +150,20 @@ def test_export_of_edited_styles_keeps_them_in_the_cog(engine_dock, landcover, t
     assert shown[9] == ("Lake", "#123456") and shown[8] == ("River", "#abcdef")
 
 
+def test_processing_export_writes_the_edited_styles_of_a_project_layer(provider, real_engine, engine_setting,
+                                                                     landcover, tmp_path):
+    """sparsevit:export given the project layer (as the Processing dialog passes it) exports what
+    it shows, like the panel: the COG's colour table and class names are the edited ones."""
+    import processing
+    engine_setting.set_python_path(str(real_engine[0]))
+    _edit_symbology(landcover, {9: ("Lake", "#123456")})
+    out = tmp_path / "processing.tif"
+    processing.run("sparsevit:export", {"INPUT": landcover.id(), "FORMAT": "cog", "OUTPUT": str(out)})
+    rows, colours, names = _read(out)
+    assert colours[9] == (0x12, 0x34, 0x56) and names[9] == "Lake" and names[0] == "AnnualCrop"
+    assert rows[BLOCK][4 * BLOCK] == 9
+
+
 def test_export_of_edited_styles_names_the_polygons(engine_dock, landcover, tmp_path):
     _edit_symbology(landcover, {9: ("Lake", "#123456")})
     dock = engine_dock()

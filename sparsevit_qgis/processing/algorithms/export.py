@@ -12,10 +12,12 @@ from qgis.core import (
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
+    QgsProcessingUtils,
 )
 
 from ...core import protocol as roles
 from ...core.predict_job import crs_arg
+from ...core.reclassify import shown_classes, write_json
 from ...core.styling import palette_classes
 from .base import EngineAlgorithm, raster_path
 from .postprocess import load_on_completion
@@ -116,8 +118,13 @@ class ExportAlgorithm(EngineAlgorithm):
                 args += ["--crs", crs_arg(crs)]
         args += self._polygon_args(parameters, context, fmt, feedback)
         # What the user sees in the source layer colours the polygons (read now: the layer
-        # belongs to this thread's context).
+        # belongs to this thread's context) and is what the export writes: class names and
+        # colours edited in the Symbology reach the COG's colour table and the polygons' names.
         self._classes = palette_classes(layer)
+        shown = shown_classes(self._classes)
+        if shown:
+            path = QgsProcessingUtils.generateTempFilename("shown_classes.json")
+            args += ["--classes", str(write_json(Path(path), shown))]
         return args
 
     def engine_outputs(self, outcome, parameters, context, feedback):

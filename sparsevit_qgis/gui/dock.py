@@ -268,6 +268,15 @@ class SparseVitDock(QgsDockWidget):
         status_row.addWidget(self.device_label)
         outer.addLayout(status_row)
         outer.addWidget(self.progress)
+        # the last error next to the Run button: in a panel squeezed under the Processing
+        # toolbox the log at the bottom is out of sight, and the message bar shows one line
+        self.error_label = QLabel(body)
+        self.error_label.setObjectName("sparsevit_error")
+        self.error_label.setWordWrap(True)
+        self.error_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.error_label.setStyleSheet("color: #b00020;")
+        self.error_label.hide()
+        outer.addWidget(self.error_label)
 
         outer.addWidget(self._build_results(body))
         self.export_box = self._build_export(body)
@@ -863,6 +872,7 @@ class SparseVitDock(QgsDockWidget):
         task.engine_event.connect(self.on_event)
         self._task = task  # keeps the Python object alive until finished() ran
         self._set_running(True)
+        self.error_label.hide()
         self.progress.setRange(0, 0)  # busy until the first stage: the engine imports PyTorch first
         self.stage_label.setText(tr("Starting the engine…"))
         QgsApplication.taskManager().addTask(task)
@@ -1155,6 +1165,11 @@ class SparseVitDock(QgsDockWidget):
 
     def show_error(self, message: str) -> None:
         self.log.appendPlainText(f"[error] {message}")
+        self.error_label.setText(message)
+        self.error_label.setToolTip(message)
+        self.error_label.show()
+        # after the layout placed the label: scroll the squeezed panel to it
+        QTimer.singleShot(0, lambda: self.scroll.ensureWidgetVisible(self.error_label))
         bar = self.iface.messageBar() if self.iface is not None else None
         if bar is not None:
             first = message.splitlines()[0] if message else ""

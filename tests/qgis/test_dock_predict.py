@@ -159,6 +159,33 @@ def test_dock_reports_a_missing_default_model(dock, tmp_path, monkeypatch):
     assert list((tmp_path / "out").iterdir()) == []
 
 
+def test_an_engine_error_is_shown_at_the_top_of_a_squeezed_panel(dock, tmp_path):
+    """Under an open Processing toolbox the panel is ~230 px tall: the error must not be only in
+    the log at the bottom, out of sight."""
+    bad = tmp_path / "not_a_raster.tif"
+    bad.write_text("this is text, not a GeoTIFF")
+    dock.s2_input.set_path(str(bad))
+    dock.resize(380, 230)
+    dock.show()
+    bar = dock.scroll.verticalScrollBar()
+    QgsApplication.processEvents()
+    assert bar.maximum() > 0  # the panel is taller than its 230 px: it scrolls
+    bar.setValue(bar.maximum())  # the user had scrolled to the log
+    assert dock.run_predict() is not None
+    _wait(dock)
+    for _ in range(5):
+        QgsApplication.processEvents()
+    assert dock.stage_label.text() == "Failed"
+    assert dock.error_label.isVisible() and str(bad) in dock.error_label.text()
+    top = dock.error_label.mapTo(dock.scroll.widget(), dock.error_label.rect().topLeft()).y()
+    assert bar.value() <= top < bar.value() + dock.scroll.viewport().height()  # scrolled into view
+    dock.s2_input.set_path(str(tmp_path / "other.tif"))
+    dock.start("info", [str(bad)], "again", lambda outcome: None)
+    assert not dock.error_label.isVisible()  # a new run clears the old error
+    _wait(dock)
+    dock.hide()
+
+
 def test_dock_says_the_model_ignored_sentinel1_and_gives_the_engine_the_threads(dock, qgis_iface, tmp_path):
     """Real engine: the S2-only test model given S1 says so in the message bar and the summary
     line; the Compute group's threads reach the engine (its start event reports them)."""

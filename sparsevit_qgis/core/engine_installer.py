@@ -33,6 +33,7 @@ from .engine_locator import PLUGIN_DIR, clear_cache, torch_requirement, validate
 from .engine_runner import sanitized_environment
 
 MARKER = "sparsevit-install.json"
+RESOURCES_POINTER = "sparsevit-resources.txt"  # read by the engine's sparsevit.paths
 LOG_NAME = "install.log"
 TORCH_INDEX = "https://download.pytorch.org/whl/{build}"
 # CUDA builds published for the pinned torch, newest first, with the lowest driver CUDA version
@@ -338,8 +339,21 @@ def _verify(plan: InstallPlan, say: Callable[[str], None], log_path: Path) -> In
               "device": device, "installed": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
               "platform": platform.platform(), "steps": [asdict(s) for s in plan.steps]}
     (plan.venv / MARKER).write_text(json.dumps(marker, indent=1), encoding="utf-8")
+    _point_to_resources(plan.venv, say)
     return InstallOutcome(True, message=f"Engine {info.version} installed in {plan.venv}.",
                           python=python, version=info.version, device=device, log_path=str(log_path))
+
+
+def _point_to_resources(venv: Path, say: Callable[[str], None]) -> None:
+    """``<venv>/sparsevit-resources.txt`` names the plugin's resources/ (schemes, styles, the
+    default model): the engine reads it (sparsevit.paths), so the venv's ``sparsevit`` works
+    from a terminal without SPARSEVIT_RESOURCES."""
+    from .resources import resources_dir
+    res = resources_dir()
+    if res is None:
+        say("The plugin's resources/ folder was not found: set SPARSEVIT_RESOURCES for a terminal.")
+        return
+    (Path(venv) / RESOURCES_POINTER).write_text(str(res) + "\n", encoding="utf-8")
 
 
 def _run_step(argv: list[str], say: Callable[[str], None],

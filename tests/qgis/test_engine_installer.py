@@ -94,6 +94,11 @@ def test_offline_install_from_a_wheel_folder_then_repair_then_remove(tmp_path, s
     assert validate_interpreter(str(venv_python(venv))).ok
     marker = ei.read_marker(venv)
     assert marker["engine_version"] == ENGINE_VERSION and marker["wheel_folder"] == str(wheels)
+    # the venv's own sparsevit command finds the plugin's resources/ without SPARSEVIT_RESOURCES
+    from sparsevit.paths import RESOURCES_POINTER
+    from sparsevit_qgis.core.resources import resources_dir
+    assert ei.RESOURCES_POINTER == RESOURCES_POINTER  # the name the engine reads
+    assert (venv / ei.RESOURCES_POINTER).read_text(encoding="utf-8").strip() == str(resources_dir())
     assert Path(outcome.log_path).read_text().count("Successfully installed") >= 4
 
     repair = ei.plan_install(venv, wheel_folder=wheels, sources=sources, detected=CPU)

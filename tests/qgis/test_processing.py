@@ -12,6 +12,19 @@ def test_provider_lists_one_algorithm_per_engine_command(provider):
         "sparsevit:predict", "sparsevit:train"]
 
 
+def test_the_changelog_names_every_algorithm_and_the_help_no_polygon_clip(provider):
+    """The plugin's docs said one algorithm while seven exist, and 'selected polygons' for what is
+    their bounding box."""
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2]
+    metadata = (root / "metadata.txt").read_text(encoding="utf-8")
+    changelog = metadata.split("changelog=", 1)[1]
+    for alg in provider.algorithms():
+        assert alg.id() in changelog and alg.displayName() in changelog, alg.id()
+    help_html = (root / "sparsevit_qgis" / "help" / "index.html").read_text(encoding="utf-8")
+    assert "bounding box of the selected polygons" in help_html and "Install engine" in help_html
+
+
 def test_info_algorithm_returns_the_band_report(provider, real_engine, engine_setting):
     import processing
     python, sample = real_engine

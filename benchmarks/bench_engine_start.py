@@ -3,8 +3,12 @@ to its first event and to its result, the way the plugin starts it (a fresh proc
 
 Rows: ``info`` on the bundled sample (the panel's Inspect), ``predict`` on the sample (time to the
 ``start`` event, to the first stage and to the result), and ``--help``, which imports every
-command module as every start did before the CLI imported only the named command. Each row is
-the median of ``--repeats`` runs, all in one session so the ratios compare like with like.
+command module as every start did before the CLI imported only the named command. Cancel rows:
+the plugin's own :class:`EngineRunner` (cancel file, SIGTERM, kill) cancels a ``predict`` 0.3 s
+after launch (the engine is importing PyTorch and cannot read the cancel file yet) and once its
+``predict`` stage runs; seconds from ``cancel()`` until the process is gone (goal <= 1 s).
+Each row is the median of ``--repeats`` runs, all in one session so the ratios compare like
+with like.
 Run: ``.venv/bin/python benchmarks/bench_engine_start.py``; writes
 ``benchmarks/results/engine_start.json`` and ``engine_start.md``.
 """
@@ -49,6 +53,35 @@ def timed(args: list[str]) -> dict:
     return marks
 
 
+def cancel_seconds(out: Path, when: str) -> float:
+    """Seconds from the plugin runner's ``cancel()`` to the end of ``run()`` (process gone)."""
+    sys.path.insert(0, str(REPO))
+    from sparsevit_qgis.core.engine_runner import EngineRunner
+
+    marks: dict = {}
+    runner = None
+
+    def on_event(event: dict) -> None:
+        if when == "predicting" and event.get("event") == "stage_start" and event.get("stage") == "predict" \
+                and "t" not in marks:
+            marks["t"] = time.perf_counter()
+            runner.cancel()
+
+    runner = EngineRunner(sys.executable, "predict", [str(SAMPLE), "--out", str(out), "--no-overview"],
+                          on_event=on_event)
+    if when == "importing":
+        def later():
+            time.sleep(0.3)
+            marks["t"] = time.perf_counter()
+            runner.cancel()
+        import threading
+        threading.Thread(target=later, daemon=True).start()
+    outcome = runner.run()
+    if not outcome.cancelled:
+        raise SystemExit(f"cancel while {when}: the run was not cancelled ({outcome.exit_code})")
+    return time.perf_counter() - marks["t"]
+
+
 def median(rows: list[dict], key: str):
     vals = [r[key] for r in rows if key in r]
     return round(statistics.median(vals), 3) if vals else None
@@ -76,6 +109,13 @@ def main(argv=None) -> int:
             if any(r["returncode"] != 0 for r in runs):
                 raise SystemExit(f"{name}: the engine failed (exit {[r['returncode'] for r in runs]})")
             res["rows"][name] = {k: median(runs, k) for k in ("first_event_s", "first_stage_s", "result_s", "exit_s")}
+        res["cancel_s"] = {}
+        for when in ("importing", "predicting"):
+            took = []
+            for i in range(args.repeats):
+                (Path(tmp) / f"c{when}{i}").mkdir()
+                took.append(cancel_seconds(Path(tmp) / f"c{when}{i}", when))
+            res["cancel_s"][when] = {"median": round(statistics.median(took), 3), "max": round(max(took), 3)}
     info, helped = res["rows"]["info (Inspect)"], res["rows"]["--help (imports every command)"]
     res["info_vs_all_commands_ratio"] = round(helped["exit_s"] / info["exit_s"], 1)
     RESULTS.mkdir(exist_ok=True)
@@ -87,6 +127,11 @@ def main(argv=None) -> int:
     for name, r in res["rows"].items():
         lines.append(f"| {name} | {fmt(r['first_event_s'])} | {fmt(r['first_stage_s'])} | "
                      f"{fmt(r['result_s'])} | {fmt(r['exit_s'])} |")
+    lines += ["", "| cancel (plugin's EngineRunner) | median s | max s |", "|---|---|---|"]
+    for when, v in res["cancel_s"].items():
+        label = {"importing": "0.3 s after launch (engine importing PyTorch)",
+                 "predicting": "during the predict stage"}[when]
+        lines.append(f"| {label} | {v['median']:.2f} | {v['max']:.2f} |")
     lines += ["", f"`info` exits {res['info_vs_all_commands_ratio']}x sooner than a start that imports "
                   "every command (torch included), as every start did before."]
     (RESULTS / "engine_start.md").write_text("\n".join(lines) + "\n")

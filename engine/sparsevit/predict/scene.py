@@ -164,7 +164,9 @@ def predict_scene(bundle: ModelBundle, s2: str | Path | Sequence[str | Path], ou
             grid = Grid(scene.grid.crs, scene.grid.window_transform(window),
                         int(window.width), int(window.height))
             try:
-                stage_dir = Path(tempfile.mkdtemp(prefix=f".{stem}.partial-", dir=out_dir))
+                _remove_stale_partials(out_dir, stem, progress)
+                # the pid in the name tells a later run whether this one is still alive
+                stage_dir = Path(tempfile.mkdtemp(prefix=f".{stem}.partial-{os.getpid()}-", dir=out_dir))
             except OSError as exc:
                 raise OutputError(f"cannot write into the output folder ({exc.strerror or exc})",
                                   path=out_dir, fix="choose a folder you can write to") from exc
@@ -194,6 +196,25 @@ def predict_scene(bundle: ModelBundle, s2: str | Path | Sequence[str | Path], ou
                 s1_scene.close()
     progress.result(**summary)
     return summary
+
+
+def _remove_stale_partials(out_dir: Path, stem: str, progress) -> None:
+    """Staging folders of earlier runs that were killed (the plugin's hard stop 0.8 s after a
+    cancel cannot let them clean up): removed once their process is gone."""
+    for d in out_dir.glob(f".{stem}.partial-*"):
+        try:
+            pid = int(d.name[len(f".{stem}.partial-"):].split("-", 1)[0])
+        except ValueError:
+            continue  # not one of ours
+        try:
+            os.kill(pid, 0)
+            continue  # that run is still going
+        except ProcessLookupError:
+            pass
+        except (PermissionError, OSError):
+            continue
+        shutil.rmtree(d, ignore_errors=True)
+        progress.log(f"removed {d.name}: the staging folder of a run that was stopped")
 
 
 def _commit(staged: _Outputs, out_dir: Path, overwrite: bool) -> None:

@@ -1,5 +1,6 @@
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -81,6 +82,26 @@ def test_cancel_leaves_nothing_behind(bundle, tmp_path, repo_root):
     with pytest.raises(Cancelled):
         predict_scene(bundle, repo_root / S2, out, opts=PredictOptions(batch_size=2), progress=prog)
     assert os.listdir(out) == []
+
+
+def test_a_killed_runs_staging_folder_is_removed_by_the_next_run(bundle, tmp_path, repo_root):
+    """SIGKILL (the plugin's hard stop after a cancel) leaves OUT/.<stem>.partial-<pid>-*; the
+    next run removes it once that process is gone, and leaves a live run's folder alone."""
+    import subprocess
+    import sys
+    out = tmp_path / "out"
+    out.mkdir()
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    stem = Path(S2).stem
+    dead = out / f".{stem}.partial-{int(gone.stdout)}-abc"
+    alive = out / f".{stem}.partial-{os.getpid()}-def"
+    for d in (dead, alive):
+        d.mkdir()
+        (d / "half.tif").write_bytes(b"half")
+    predict_scene(bundle, repo_root / S2, out, opts=PredictOptions(overview=False, stats=False))
+    assert not dead.exists() and alive.is_dir()
+    assert (out / f"{stem}_landcover.tif").is_file()
 
 
 def test_cli_predict_json_events(tiny_bundle, tmp_path, repo_root, capsys):

@@ -12,6 +12,13 @@ DEFAULT_BASEMAP_URI = (
     "type=xyz&url=https://tile.openstreetmap.org/{z}/{x}/{y}.png&zmax=19&zmin=0"
 )
 DEFAULT_BASEMAP_NAME = "OpenStreetMap"
+# the basemaps the panel offers; "Custom…" takes any XYZ URL, an MBTiles file or a local XYZ folder
+BASEMAP_PRESETS = (
+    (DEFAULT_BASEMAP_NAME, DEFAULT_BASEMAP_URI),
+    ("Esri World Imagery (satellite)",
+     "type=xyz&url=https://server.arcgisonline.com/ArcGIS/rest/services/World_Imagery/MapServer/tile/"
+     "{z}/{y}/{x}&zmax=19&zmin=0"),
+)
 DEFAULT_OPACITY = 0.8
 
 
@@ -46,6 +53,11 @@ def basemap_uri() -> str:
 
 def basemap_name() -> str:
     return _get("basemap/name", DEFAULT_BASEMAP_NAME, str) or DEFAULT_BASEMAP_NAME
+
+
+def set_basemap(name: str, uri: str) -> None:
+    _set("basemap/name", name)
+    _set("basemap/uri", uri)
 
 
 def result_opacity() -> float:

@@ -399,10 +399,15 @@ class SparseVitDock(QgsDockWidget):
         self.swipe_button.toggled.connect(self.set_swipe)
         row.addWidget(self.swipe_button)
         row.addStretch(1)
+        self.basemap_combo = QComboBox(box)
+        self.basemap_combo.setToolTip(tr("The basemap under the results: a preset, or Custom… for "
+                                         "an XYZ tile URL, an MBTiles file or a local XYZ folder "
+                                         "(offline). Saved in the settings."))
+        self._fill_basemap_combo()
+        self.basemap_combo.activated.connect(self._basemap_chosen)
+        row.addWidget(self.basemap_combo)
         self.basemap_button = QPushButton(tr("Add basemap"), box)
-        self.basemap_button.setToolTip(tr("Add the basemap (OpenStreetMap unless set otherwise in "
-                                          "the settings, key sparsevit/basemap/uri) at the bottom "
-                                          "of the layer list"))
+        self.basemap_button.setToolTip(tr("Add the chosen basemap at the bottom of the layer list"))
         self.basemap_button.clicked.connect(self.add_basemap)
         row.addWidget(self.basemap_button)
         col.addLayout(row)
@@ -930,6 +935,47 @@ class SparseVitDock(QgsDockWidget):
         if run is not None:
             set_group_opacity(run.group, value / 100.0)
 
+    CUSTOM_BASEMAP = "__custom__"
+
+    def _fill_basemap_combo(self) -> None:
+        combo = self.basemap_combo
+        combo.clear()
+        for name, uri in settings.BASEMAP_PRESETS:
+            combo.addItem(tr(name), (name, uri))
+        current = (settings.basemap_name(), settings.basemap_uri())
+        if current not in settings.BASEMAP_PRESETS:
+            combo.addItem(current[0], current)
+        combo.addItem(tr("Custom…"), self.CUSTOM_BASEMAP)
+        for i in range(combo.count()):
+            if combo.itemData(i) == current or tuple(combo.itemData(i) or ()) == current:
+                combo.setCurrentIndex(i)
+
+    def _basemap_chosen(self, index: int) -> None:
+        data = self.basemap_combo.itemData(index)
+        if data == self.CUSTOM_BASEMAP:
+            from qgis.PyQt.QtWidgets import QInputDialog
+            uri, ok = QInputDialog.getText(self, tr("Custom basemap"), tr(
+                "XYZ tile URL (https://…/{z}/{x}/{y}.png), or a QGIS XYZ data source "
+                "(type=xyz&url=file:///…/{z}/{x}/{y}.png for a local tile folder, or an MBTiles "
+                "file as type=mbtiles&url=/path/tiles.mbtiles):"), text=settings.basemap_uri())
+            if not ok or not uri.strip():
+                self._fill_basemap_combo()
+                return
+            data = (tr("Custom basemap"), uri.strip())
+        self.set_basemap_choice(*data)
+
+    def set_basemap_choice(self, name: str, uri: str) -> None:
+        """Save the basemap and switch the plugin's basemap layer (if there is one) to it."""
+        from ..core.styling import basemap_uri
+        settings.set_basemap(name, uri)
+        self._fill_basemap_combo()
+        layer = find_basemap()
+        if layer is not None:
+            layer.setDataSource(basemap_uri(uri), name, "wms")
+            layer.setName(name)
+            self._basemap_checked = None
+            self._check_basemap(layer)
+
     def add_basemap(self) -> None:
         layer = ensure_basemap()
         self.log.appendPlainText(tr("Basemap: {0}").format(layer.name()))
@@ -946,8 +992,8 @@ class SparseVitDock(QgsDockWidget):
             if exception is None and problem:
                 self._basemap_checked = None  # try again next time: the network may be back
                 self.show_warning(tr("The basemap's tiles do not load ({0}): the basemap stays "
-                                     "empty. Offline, set a local basemap (an MBTiles or XYZ "
-                                     "folder URI) in the setting sparsevit/basemap/uri.").format(problem))
+                                     "empty. Offline, choose Custom… next to Add basemap and give "
+                                     "a local one (an MBTiles file or an XYZ tile folder).").format(problem))
 
         task = QgsTask.fromFunction(tr("Checking the basemap"), lambda _t: basemap_problem(uri),
                                     on_finished=done)

@@ -130,3 +130,48 @@ def test_basemap_probe_url_and_offline_problem(tmp_path):
     assert basemap_problem(missing) is None
     # a closed local port answers at once: what an offline machine sees, without the network
     assert basemap_problem("type=xyz&url=http://127.0.0.1:9/{z}/{x}/{y}.png", timeout_ms=2000)
+
+
+@pytest.fixture
+def basemap_settings():
+    """The basemap choice is a user setting: restored after the test."""
+    from sparsevit_qgis.core import settings
+    before = (settings.basemap_name(), settings.basemap_uri())
+    yield settings
+    settings.set_basemap(*before)
+
+
+def test_the_basemap_is_chosen_in_the_panel_and_an_offline_one_is_reported(basemap_settings, new_dock,
+                                                                           qgis_iface, qgis_new_project,
+                                                                           tmp_path):
+    from qgis.core import Qgis
+
+    from sparsevit_qgis.core.results import find_basemap
+    settings = basemap_settings
+    dock = new_dock()
+    names = [dock.basemap_combo.itemText(i) for i in range(dock.basemap_combo.count())]
+    assert names[:2] == ["OpenStreetMap", "Esri World Imagery (satellite)"] and names[-1] == "Custom…"
+    imagery = dock.basemap_combo.findText("Esri World Imagery (satellite)")
+    bar = qgis_iface.messageBar()
+    bar.clear_messages()
+    dock.basemap_combo.setCurrentIndex(imagery)
+    dock._basemap_chosen(imagery)
+    assert settings.basemap_name() == "Esri World Imagery (satellite)"
+    assert "World_Imagery" in settings.basemap_uri()
+    assert find_basemap() is None  # choosing does not add a layer; Add basemap does
+    # an unreachable custom basemap (what an offline machine sees): the layer switches and the
+    # panel says that its tiles do not load
+    # (a local tile folder first: the test never asks the network)
+    tiles = tmp_path / "tiles" / "0" / "0"
+    tiles.mkdir(parents=True)
+    (tiles / "0.png").write_bytes(b"png")
+    dock.set_basemap_choice("My tiles", f"type=xyz&url=file://{tmp_path}/tiles/{{z}}/{{x}}/{{y}}.png")
+    dock.add_basemap()
+    layer = find_basemap()
+    assert layer is not None and "My tiles" == layer.name() and str(tmp_path) in layer.source()
+    QgsApplication.processEvents()
+    dock.set_basemap_choice("Local tiles", "type=xyz&url=http://127.0.0.1:9/{z}/{x}/{y}.png")
+    assert find_basemap() is layer and layer.name() == "Local tiles" and "127.0.0.1:9" in layer.source()
+    assert dock.basemap_combo.currentText() == "Local tiles"  # a custom choice is listed as itself
+    wait_until(lambda: bar.get_messages(Qgis.Warning), timeout=20, describe="the offline warning")
+    assert any("do not load" in m for m in bar.get_messages(Qgis.Warning))

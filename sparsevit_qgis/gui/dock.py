@@ -99,7 +99,7 @@ from ..core.results import (
 from ..core.schemes import SchemeError
 from ..core.styling import palette_classes, set_group_opacity
 from .band_mapping import BandMappingEditor
-from .inputs import ModelInput, RasterInput, tr
+from .inputs import ModelInput, RasterInput, breakable, tr
 from .train_section import TrainSection
 
 AREA_WHOLE, AREA_CANVAS, AREA_POLYGON = "whole", "canvas", "polygon"
@@ -153,9 +153,11 @@ class SparseVitDock(QgsDockWidget):
         self.install_engine_button.setToolTip(tr("Install, repair or remove the engine's own Python "
                                                  "environment (from the internet or a local wheel folder)"))
         self.install_engine_button.clicked.connect(self.open_engine_installer)
-        engine_row.addWidget(self.engine_label, 1)
+        # the buttons under the label, not beside it: a narrow panel must still show them
+        outer.addWidget(self.engine_label)
         engine_row.addWidget(self.install_engine_button)
         engine_row.addWidget(self.engine_button)
+        engine_row.addStretch(1)
         outer.addLayout(engine_row)
 
         inputs = QgsCollapsibleGroupBox(tr("Input"), body)
@@ -725,7 +727,7 @@ class SparseVitDock(QgsDockWidget):
         # No validation here: that imports the engine (seconds); the task validates at run time.
         info = locate_engine(validate=False)
         if info.ok:
-            self.engine_label.setText(tr("Engine: {0} ({1})").format(info.python, info.source))
+            self.engine_label.setText(breakable(tr("Engine: {0} ({1})").format(info.python, info.source)))
             self.install_engine_button.setDefault(False)
         else:
             self.engine_label.setText(tr("Engine: not installed. Press Install engine… (or see "

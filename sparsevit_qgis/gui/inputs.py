@@ -29,6 +29,13 @@ RASTER_FILTER = "Rasters (*.tif *.tiff *.vrt *.jp2 *.img);;Zipped SAFE products 
 MODEL_FILTER = "SparseViT model (bundle.json *.safetensors);;All files (*)"
 
 
+def breakable(text: str) -> str:
+    """``text`` with zero-width spaces after path separators: a word-wrapped label may break a
+    long path there instead of widening the whole panel past the screen (the Install engine
+    button was pushed out of sight on first open)."""
+    return str(text).replace("/", "/\u200b").replace("\\", "\\\u200b")
+
+
 def tr(text: str) -> str:
     return QCoreApplication.translate("SparseVitDock", text)
 
@@ -137,8 +144,8 @@ class ModelInput(QWidget):
         self.trained_radio.setEnabled(self.trained_combo.count() > 0)
         default = settings.default_model_path()
         present = default is not None and (default / "bundle.json").is_file()
-        self.default_label.setText(tr("  {0}").format(default) if present
-                                   else tr("  missing: {0}").format(default or tr("no resources folder")))
+        self.default_label.setText(breakable(tr("  {0}").format(default) if present
+                                   else tr("  missing: {0}").format(default or tr("no resources folder"))))
         self.default_label.setToolTip(settings.missing_default_model_message() if not present else "")
         if present:
             self.default_radio.setToolTip(model_registry.model_summary(default))

@@ -251,3 +251,27 @@ def test_dock_cancel_during_engine_start_is_prompt_and_leaves_nothing(dock, tmp_
     assert took < 3.0  # goal 1 s (measured: see the issue note); the bound only catches a hang
     assert dock.stage_label.text() == "Cancelled"
     assert not run_dir.exists() and list(out.iterdir()) == []
+
+
+def test_the_engine_buttons_stay_in_sight_in_a_narrow_panel(new_dock, tmp_path,
+                                                               monkeypatch):
+    """On first open the Install engine button sat right of the engine label, out of sight in a
+    panel narrower than its content: it is under the label now, at the left edge, and the long
+    paths in labels can wrap."""
+    from sparsevit_qgis.core import settings
+    deep = tmp_path / ("profiles_" * 6) / "default" / "python" / "plugins" / "sparsevit_qgis" / "resources" \
+        / "models" / "default"
+    deep.mkdir(parents=True)
+    (deep / "bundle.json").write_text("{}")
+    monkeypatch.setattr(settings, "default_model_path", lambda: deep)
+    dock = new_dock()
+    dock.model_input.refresh_trained()  # fills the default model label
+    dock.resize(420, 900)
+    dock.show()
+    QgsApplication.processEvents()
+    body = dock.scroll.widget()
+    for button in (dock.install_engine_button, dock.engine_button):
+        right = button.mapTo(body, button.rect().topRight()).x()
+        assert button.isVisible() and right <= dock.scroll.viewport().width()
+    assert "\u200b" in dock.model_input.default_label.text()  # the path may break at its slashes
+    dock.hide()

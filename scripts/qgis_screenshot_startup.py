@@ -23,6 +23,13 @@ def say(msg):
 
 
 def quit_qgis(code=0):
+    # QGIS 3.22 aborts in its own teardown (setMapStyleDockLayer on a layer removed while the
+    # app closes) after the swipe compare: empty the project while the window still lives
+    canvas = iface.mapCanvas()
+    if canvas.mapTool() is not None:
+        canvas.unsetMapTool(canvas.mapTool())
+    QgsProject.instance().clear()
+    QgsApplication.processEvents()
     QgsProject.instance().setDirty(False)
     QgsApplication.exit(code)
 

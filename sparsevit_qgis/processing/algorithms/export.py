@@ -122,7 +122,11 @@ class ExportAlgorithm(EngineAlgorithm):
         # colours edited in the Symbology reach the COG's colour table and the polygons' names.
         self._classes = palette_classes(layer)
         shown = shown_classes(self._classes)
-        if shown:
+        # only a layer of the project can carry the user's edits; a raster given as a path is
+        # a fresh layer whose palette may be a GDAL colour table with entries beyond its classes
+        project = context.project()
+        in_project = project is not None and project.mapLayer(layer.id()) is not None
+        if shown and in_project:
             path = QgsProcessingUtils.generateTempFilename("shown_classes.json")
             args += ["--classes", str(write_json(Path(path), shown))]
         return args

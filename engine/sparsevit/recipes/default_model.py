@@ -407,11 +407,18 @@ def model_card(c: dict) -> str:
                           else f"| {label} | - |" for label, k in REAL_FIGURES) if real \
         else "(not measured yet: run `benchmarks/bench_real.py --update-card`)"
     wrong = "\n".join(f"- {w}" for w in real.get("known_wrong", []))
+    # what a person saw in the real-scene overviews (written into the card by hand, kept by bench_real)
+    wrong += "".join(f"\n- {w}" for w in c.get("looked_at", []))
+    wrong = wrong.lstrip("\n")
     wrong_lines = wrong + "\n" if wrong else ""
+    # a model made from an earlier model's classifier: every step back to the from-scratch recipe
+    lineage = ("\nLineage (each step's classifier is the next one's --pruned-classifier):\n"
+               + "\n".join(f"{i + 1}. `{step}`" for i, step in enumerate(c["lineage"])) + "\n") \
+        if c.get("lineage") else ""
     return f"""# SparseViT default model ({c['data']['name']}, 10 classes)
 
 Made by `{c['recipe']}` (seeded; {c.get('seconds', 0) / 60:.0f} min on a 2-core CPU), {c.get('size_mb', '?')} MB.
-
+{lineage}
 ## What it is
 - **Classifier**: tiny gated multimodal ViT (width 192, 6 blocks x 6 heads, patch 16, {
     c['settings'].get('stem', 'linear')} patch embedding){

@@ -60,7 +60,7 @@ def run(args, progress) -> int:
                       refine_epochs=args.refine_epochs, iterations=args.iterations, holdout=args.holdout,
                       spectral=not args.no_spectral,
                       seed=args.seed, band_order=parse_band_order(args.band_order),
-                      radiometry=args.radiometry,
+                      radiometry=args.radiometry, smooth_blocky=not args.keep_blocky_bands,
                       predict=not args.no_predict, resume=args.resume, overwrite=args.overwrite,
                       threads=args.threads, device=args.device)
     summary = fit(args.rasters, args.labels, args.out, opts, progress)

@@ -43,9 +43,11 @@ def _group(rasters: Sequence[str | Path]) -> list[list[Path]]:
     return [[p] for p in paths]
 
 
-def _open_any(paths: list[Path], band_order, radiometry: str | None = None) -> S2Scene | S1Scene:
+def _open_any(paths: list[Path], band_order, radiometry: str | None = None,
+              smooth_blocky: bool = True) -> S2Scene | S1Scene:
     try:
-        return open_s2(paths, band_order=band_order, required=None, radiometry=radiometry)
+        return open_s2(paths, band_order=band_order, required=None, radiometry=radiometry,
+                       smooth_blocky=smooth_blocky)
     except InputError as s2_err:
         if band_order or "no Sentinel-2 bands" not in s2_err.problem:
             raise
@@ -72,10 +74,10 @@ def _fmt_m(v: float) -> str:
 
 def describe(paths: Sequence[str | Path], s1: Sequence[str | Path] | None = None,
              band_order: Sequence[str] | None = None, model: str | Path | None = None,
-             radiometry: str | None = None) -> dict:
+             radiometry: str | None = None, smooth_blocky: bool = True) -> dict:
     """Everything ``info`` reports about one product, as a JSON-able dict; ``model`` (default:
     the bundled default model) is the model whose band needs the input is checked against."""
-    scene = _open_any([Path(p) for p in paths], band_order, radiometry)
+    scene = _open_any([Path(p) for p in paths], band_order, radiometry, smooth_blocky)
     s1_scene = None
     try:
         info = {"source": [str(p) for p in paths], **scene.to_dict()}
@@ -98,8 +100,12 @@ def describe(paths: Sequence[str | Path], s1: Sequence[str | Path] | None = None
             for b in scene.resampled():
                 actions.append(f"resample {b} {_fmt_m(_nominal(b, scene.bands[b].res_m))} -> "
                                f"{_fmt_m(_nominal('B02', target_m))} (bilinear)")
+            smoothed = scene.smoothing.factors if scene.smoothing is not None else {}
             native_coarse = [b for b in scene.band_names
-                             if S2_RESOLUTION_M[b] > 10 and b not in scene.resampled()]
+                             if S2_RESOLUTION_M[b] > 10 and b not in scene.resampled() and b not in smoothed]
+            if smoothed:
+                actions.append(f"smooth {', '.join(smoothed)} (nearest-neighbour blocks of this export) "
+                               "to a bilinear upsampling of their native pixels")
             if native_coarse and target_m < 15:
                 actions.append(f"{', '.join(native_coarse)} already on the {_fmt_m(target_m)} grid: read as is")
             mb = read_model_bands(model if model is not None else default_model_path())
@@ -186,7 +192,8 @@ def format_text(info: dict) -> str:
 def run(args: argparse.Namespace, progress) -> int:
     band_order = parse_band_order(args.band_order)
     products = [describe(group, s1=args.s1, band_order=band_order, model=args.model,
-                         radiometry=getattr(args, "radiometry", None))
+                         radiometry=getattr(args, "radiometry", None),
+                         smooth_blocky=not getattr(args, "keep_blocky_bands", False))
                 for group in _group(args.rasters)]
     if progress is not None and progress.json_lines:
         progress.result(products=products)

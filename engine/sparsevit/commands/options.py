@@ -13,6 +13,10 @@ def add_band_options(p, radiometry: bool = True) -> None:
         p.add_argument("--radiometry", metavar="FORM",
                        help="how the Sentinel-2 values are scaled, when the product's metadata does not "
                             "say or says it wrongly: " + OVERRIDE_HELP)
+        p.add_argument("--keep-blocky-bands", action="store_true",
+                       help="read 20/60 m bands that the export upsampled by nearest neighbour "
+                            "(2 x 2 blocks of one value) as stored; by default they are smoothed "
+                            "to a bilinear upsampling, as the model was trained")
 
 
 def add_compute_options(p) -> None:

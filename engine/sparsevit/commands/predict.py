@@ -87,7 +87,8 @@ def _options(args, area=None):
                           overwrite=args.overwrite, device=args.device, threads=args.threads,
                           precision=args.precision,
                           band_order=parse_band_order(args.band_order), level=args.level,
-                          radiometry=args.radiometry)
+                          radiometry=args.radiometry,
+                          smooth_blocky=not args.keep_blocky_bands)
 
 
 def _run_batch(args, progress) -> int:

@@ -74,6 +74,7 @@ class FitOptions:
     batch_size: int = 16
     band_order: Sequence[str] | None = None
     radiometry: str | None = None
+    smooth_blocky: bool = True  # see io/blocky_bands.py
     predict: bool = True
     resume: bool = False
     overwrite: bool = False
@@ -202,7 +203,8 @@ def fit(rasters: Sequence[str | Path], labels_path: str | Path, out_dir: str | P
     tile = int(opts.tile or (base.card.get("tag_tile", 64) if base is not None else 64))
     bands = tuple(base.s2_bands) if base is not None else S2_BANDS_NO_CIRRUS
     required = base.min_bands if base is not None else RGB
-    scenes = [open_s2(r, band_order=opts.band_order, required=required, radiometry=opts.radiometry)
+    scenes = [open_s2(r, band_order=opts.band_order, required=required, radiometry=opts.radiometry,
+                      smooth_blocky=opts.smooth_blocky)
               for r in rasters]
     try:
         with progress.stage("labels", total=None):
@@ -361,7 +363,8 @@ def fit(rasters: Sequence[str | Path], labels_path: str | Path, out_dir: str | P
         for r in rasters:
             s = predict_scene(bundle, r, map_dir, opts=PredictOptions(
                 level="detailed", overwrite=opts.overwrite, band_order=opts.band_order,
-                radiometry=opts.radiometry, threads=opts.threads, device=opts.device), progress=progress)
+                radiometry=opts.radiometry, smooth_blocky=opts.smooth_blocky, threads=opts.threads,
+                device=opts.device), progress=progress)
             maps.append(s)
         summary["outputs"].update(maps[0]["outputs"])
         summary["maps"] = [m["outputs"] for m in maps]

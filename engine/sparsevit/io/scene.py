@@ -34,6 +34,7 @@ from ..bands import (
     normalize_s2_name,
 )
 from ..errors import InputError
+from . import blocky_bands as _blocky
 from . import radiometry as _radiometry
 from .archive import ArchivePath
 
@@ -266,6 +267,8 @@ class S2Scene(_OpenSources):
     # how the values are converted to the model's DN (see io/radiometry.py); None: read as is
     radiometry: "_radiometry.Radiometry | None" = None
     metadata_files: list[Path] = field(default_factory=list)  # MTD_*.xml given as the input
+    # coarse bands an export upsampled by nearest neighbour, smoothed on read (io/blocky_bands.py)
+    smoothing: "_blocky.Smoothing | None" = None
     _handles: dict = field(default_factory=dict, repr=False)
 
     # -- description ------------------------------------------------------------------------
@@ -295,6 +298,7 @@ class S2Scene(_OpenSources):
                 "missing": self.missing, "resampled": self.resampled(),
                 "grid": self.grid.to_dict(), "dtype": self.dtype, "nodata": self.nodata,
                 "radiometry": self.radiometry.to_dict() if self.radiometry is not None else None,
+                "smoothed": self.smoothing.to_dict() if self.smoothing is not None else None,
                 "warnings": list(self.warnings)}
 
     # -- reading ----------------------------------------------------------------------------
@@ -345,6 +349,8 @@ class S2Scene(_OpenSources):
                 except RasterioIOError as exc:
                     raise InputError(f"cannot read pixels ({_short(exc)})", path=src.path,
                                      fix="the file is truncated or corrupt: download or export it again") from exc
+            elif self.smoothing is not None and name in self.smoothing.factors and mode is None:
+                arr = self._read_smoothed(name, ds, idx, window, zero_is_nodata)
             else:
                 arr = _read(ds, idx, window, src.path)
             if src.nodata is not None and not (isinstance(ds, WarpedVRT)):
@@ -357,6 +363,46 @@ class S2Scene(_OpenSources):
             valid &= nonzero
         data[:, ~valid] = 0
         return data, valid
+
+    def _band_valid(self, name: str, arr: np.ndarray, zero_is_nodata: bool) -> np.ndarray:
+        nd = self.bands[name].nodata
+        ok = np.isfinite(arr)
+        if nd is not None:
+            ok &= ~np.isnan(arr) if np.isnan(nd) else arr != nd
+        if zero_is_nodata:
+            ok &= arr != 0
+        return ok
+
+    def _read_smoothed(self, name: str, ds, idx: int, window: Window, zero_is_nodata: bool
+                       ) -> np.ndarray:
+        """The raw values of ``window`` after the tent filter, computed on the window grown by
+        the filter's reach (within the raster), so tiles read apart join without a seam."""
+        hy, hx = self.smoothing.halo(name)
+        r0, c0 = int(window.row_off), int(window.col_off)
+        h, w = int(window.height), int(window.width)
+        if r0 < 0 or c0 < 0 or r0 + h > self.grid.height or c0 + w > self.grid.width:
+            return _read(ds, idx, window, self.bands[name].path)  # as the plain read does
+        R0, C0 = max(0, r0 - hy), max(0, c0 - hx)
+        R1, C1 = min(self.grid.height, r0 + h + hy), min(self.grid.width, c0 + w + hx)
+        big = _read(ds, idx, Window(C0, R0, C1 - C0, R1 - R0), self.bands[name].path)
+        sm = _blocky.smooth(big, self._band_valid(name, big, zero_is_nodata), self.smoothing.factors[name])
+        return sm[r0 - R0:r0 - R0 + h, c0 - C0:c0 - C0 + w]
+
+    def detect_blocky_bands(self) -> None:
+        """Set :attr:`smoothing` from a central full-resolution window (io/blocky_bands.py)."""
+        on_grid = [b for b in self.band_names if b not in self.resampled()]
+        side_h, side_w = min(_blocky._SAMPLE, self.grid.height), min(_blocky._SAMPLE, self.grid.width)
+        win = Window((self.grid.width - side_w) // 2, (self.grid.height - side_h) // 2, side_w, side_h)
+        zero_is_nodata = self.nodata is None and np.dtype(self.dtype).kind in "ui"
+
+        def sample(name):
+            ds, idx, mode = self._reader(name)
+            arr = _read(ds, idx, win, self.bands[name].path)
+            return arr, self._band_valid(name, arr, zero_is_nodata)
+
+        self.smoothing = _blocky.detect(on_grid, self.grid.res_m(), sample)
+        if self.smoothing is not None:
+            self.warnings.append(self.smoothing.describe())
 
 
 
@@ -424,8 +470,8 @@ def _positional_order(path: Path, count: int) -> tuple[tuple[str, ...], str]:
 
 
 def open_s2(inputs: str | Path | Sequence[str | Path], band_order: Sequence[str] | None = None,
-            required: Iterable[str] | None = S2_BANDS_NO_CIRRUS, radiometry: str | None = None
-            ) -> S2Scene:
+            required: Iterable[str] | None = S2_BANDS_NO_CIRRUS, radiometry: str | None = None,
+            smooth_blocky: bool = True) -> S2Scene:
     """Open a Sentinel-2 input (multi-band file, band folder, band files, a SAFE folder or its
     MTD_MSIL1C.xml / MTD_MSIL2A.xml, a zipped SAFE product as downloaded, read in place) as an
     :class:`S2Scene`.
@@ -434,7 +480,8 @@ def open_s2(inputs: str | Path | Sequence[str | Path], band_order: Sequence[str]
     overrides what the files say. ``required`` bands missing -> :class:`InputError` (``None``
     accepts any subset, as ``sparsevit info`` does). ``radiometry`` overrides the detected value
     convention (``dn``, ``reflectance``, ``dn-offset-1000`` or ``SCALE,OFFSET``; see
-    :mod:`sparsevit.io.radiometry`).
+    :mod:`sparsevit.io.radiometry`). ``smooth_blocky``: smooth coarse bands an export upsampled
+    by nearest neighbour (:mod:`sparsevit.io.blocky_bands`).
     """
     inputs, metadata_files = _radiometry.expand_safe(inputs)
     files = _expand(inputs)
@@ -485,6 +532,8 @@ def open_s2(inputs: str | Path | Sequence[str | Path], band_order: Sequence[str]
     if required is not None:
         scene.require(required)
     scene.radiometry = _radiometry.detect(scene, override=radiometry)
+    if smooth_blocky:
+        scene.detect_blocky_bands()
     return scene
 
 

@@ -62,6 +62,8 @@ class PredictOptions:
     band_order: Sequence[str] | None = None
     # how to convert the values (io/radiometry.py OVERRIDE_HELP); None: detected from the product
     radiometry: str | None = None
+    # smooth 20/60 m bands an export upsampled by nearest neighbour (io/blocky_bands.py)
+    smooth_blocky: bool = True
     # detailed (the model's classes) | coarse (their coarse view, see predict/levels.py) | both;
     # None: both where the model's scheme has a coarse mapping, else detailed
     level: str | None = None
@@ -155,7 +157,7 @@ def predict_scene(bundle: ModelBundle, s2: str | Path | Sequence[str | Path], ou
     coarse_mapping(bundle, opts.level)  # an impossible level fails now, not after the tiles
     device = resolve_device(opts.device)
     with open_s2(s2, band_order=opts.band_order, required=bundle.min_bands,
-                 radiometry=opts.radiometry) as scene:
+                 radiometry=opts.radiometry, smooth_blocky=opts.smooth_blocky) as scene:
         s1_scene = open_s1(s1, target=scene) if (s1 is not None and bundle.has_s1) else None
         progress.log(f"device: {describe_device(device)}")
         band_plan = _band_plan(bundle, scene, s1 is not None, progress)

@@ -19,6 +19,7 @@ from ..io.tiles import tile_windows
 from ..io.writers import IGNORE, ClassifiedWriter
 from ..schemes import ClassScheme
 from .classes import open_raster
+from .crs_check import target_crs_distortion
 from .edits import resolve_edits
 from .stats import _check_integer
 from .vectorize import parse_crs
@@ -80,6 +81,9 @@ def export_classified(src: str | Path, dst: str | Path, crs=None,
                              fix="assign a CRS first or leave out --crs")
         grid = target_grid(src_grid, crs, resolution)
         warp = not grid.same_as(src_grid)
+        distortion = target_crs_distortion(src_grid, grid.crs) if warp else None
+        if distortion is not None and progress is not None:
+            progress.log(distortion["warning"], level="warning")
         vrt = None
         if warp:
             vrt = WarpedVRT(ds, crs=grid.crs, transform=grid.transform, width=grid.width,
@@ -107,4 +111,5 @@ def export_classified(src: str | Path, dst: str | Path, crs=None,
             if vrt is not None:
                 vrt.close()
     return {"path": str(dst), "grid": grid.to_dict(), "scheme": scheme_obj.name,
-            "reprojected": warp}
+            "reprojected": warp, "crs_distortion": distortion,
+            "warnings": [distortion["warning"]] if distortion else []}

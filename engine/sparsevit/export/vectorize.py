@@ -41,6 +41,7 @@ from ..io.atomic import atomic_path
 from ..io.scene import Grid
 from ..schemes import ClassScheme
 from .classes import import_pyogrio, open_raster
+from .crs_check import target_crs_distortion
 from .edits import resolve_edits
 from .stats import _check_integer, pixel_areas_m2
 
@@ -130,6 +131,9 @@ def vectorize(classified_path: str | Path, out_gpkg: str | Path,
                              path=classified_path, fix="assign a CRS first or leave out --crs")
         reproject = dst_crs is not None and dst_crs != grid.crs
         out_crs = dst_crs if dst_crs is not None else grid.crs
+        distortion = target_crs_distortion(grid, dst_crs) if reproject else None
+        if distortion is not None and progress is not None:
+            progress.log(distortion["warning"], level="warning")
         tolerance = None if not simplify else float(simplify) * max(grid.res)
         halo = min(int(min_area_pixels), _MAX_HALO) if min_area_pixels > 1 else 0
         blocks = _blocks(grid.width, grid.height, block_size)
@@ -286,7 +290,8 @@ def vectorize(classified_path: str | Path, out_gpkg: str | Path,
     return {"path": str(out), "layer": layer, "features": written, "blocks": len(blocks),
             "crs": out_crs.to_string() if out_crs else None,
             "features_per_class": {str(k): v for k, v in sorted(per_class.items())},
-            "merged_across_blocks": merged}
+            "merged_across_blocks": merged, "crs_distortion": distortion,
+            "warnings": [distortion["warning"]] if distortion else []}
 
 
 _FIELDS = ["class_value", "class_name", "area_ha", "pixels", "block"]

@@ -527,6 +527,13 @@ def open_s2(inputs: str | Path | Sequence[str | Path], band_order: Sequence[str]
     nodata = nodatas.pop() if len(nodatas) == 1 else None
     if ref.grid.crs is None:
         notes.append("the input has no CRS: outputs will not be georeferenced")
+    else:
+        rx, ry = ref.grid.res_m()
+        if not (7 <= rx <= 13 and 7 <= ry <= 13):
+            notes.append(f"the input's pixels are {rx:.3g} x {ry:.3g} m, not 10 m: the model learnt "
+                         "from 10 m pixels, so fields, roads and buildings look "
+                         f"{10 / max(rx, ry):.2g} times their size to it; expect a less reliable map "
+                         "(resample to 10 m, or use a model trained at this resolution)")
     scene = S2Scene(inputs=files, bands=bands, grid=ref.grid, dtype=dtype, nodata=nodata,
                     warnings=notes, metadata_files=metadata_files)
     if required is not None:

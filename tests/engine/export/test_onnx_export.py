@@ -59,7 +59,7 @@ def _session(path):
 def _tiles(bundle, sample, have: list[str], raw_bands: list[str]):
     """The engine's model input for the first tiles, reading only ``have`` of the raster's
     bands (the others absent), and the raw digital numbers of ``raw_bands`` for the ONNX file."""
-    with open_s2(sample, required=bundle.min_bands) as scene:
+    with open_s2(sample, required=bundle.min_bands, smooth_blocky=False) as scene:
         full = Window(0, 0, scene.grid.width, scene.grid.height)
         tiles = tile_windows(scene.grid.width, scene.grid.height, bundle.tile, bundle.overlap)[:N_TILES]
         items = [(t, *_read_tile(t, scene, None, full, have, bundle.s2_bands)) for t in tiles]

@@ -28,13 +28,15 @@ def test_utm_areas_count_pixels_times_pixel_area(tmp_path):
     for v in (1, 2, 7, 10):
         px = int((arr == v).sum())
         assert by_value[v]["pixels"] == px
-        assert by_value[v]["hectares"] == pytest.approx(px * 100 / 1e4)
+        # ground area: a UTM cell near the central meridian is 1/k^2 ~ 1.0008 of its nominal area
+        assert by_value[v]["hectares"] == pytest.approx(px * 100 / 1e4, rel=1e-3)
+        assert by_value[v]["hectares"] != pytest.approx(px * 100 / 1e4, rel=1e-5)
     assert by_value[3]["pixels"] == 0 and by_value[3]["hectares"] == 0
     assert sum(r["percent"] for r in rows) == pytest.approx(100.0)
     summary = area_summary(path)
     assert summary["nodata_pixels"] == 35
     assert summary["classified_pixels"] == arr.size - 35
-    assert summary["area_method"] == "projected" and summary["scheme"] == "dfc2020"
+    assert summary["area_method"] == "ellipsoidal (projected cells)" and summary["scheme"] == "dfc2020"
 
 
 def test_grid_and_array_match_the_raster_and_values_outside_scheme_are_kept(tmp_path):
@@ -45,8 +47,8 @@ def test_grid_and_array_match_the_raster_and_values_outside_scheme_are_kept(tmp_
     from_array = class_areas(utm_grid(arr), "dfc2020", arr)
     assert from_file == from_array
     extra = [r for r in from_file if r["value"] == 42]
-    assert extra == [{"value": 42, "name": "value 42", "pixels": 3, "hectares": pytest.approx(0.03),
-                      "percent": pytest.approx(100 * 3 / (arr.size - 35)), "in_scheme": False}]
+    assert extra == [{"value": 42, "name": "value 42", "pixels": 3, "hectares": pytest.approx(0.03, rel=1e-3),
+                      "percent": pytest.approx(100 * 3 / (arr.size - 35), rel=1e-4), "in_scheme": False}]
 
 
 def test_one_degree_cell_at_equator_and_60n_on_wgs84():
@@ -64,6 +66,26 @@ def test_one_degree_cell_at_equator_and_60n_on_wgs84():
     grid = Grid(CRS.from_epsg(4326), Affine(360, 0, -180, 0, -90, 90), 1, 1)
     half = pixel_areas_m2(grid, rasterio.windows.Window(0, 0, 1, 1)).item()
     assert 2 * half == pytest.approx(510_065_621.7e6, rel=1e-6)
+
+
+def test_projected_cells_are_measured_on_the_ground():
+    import math
+
+    # UTM 30N, 10 m: on the central meridian the scale is 0.9996, 300 km east of it ~1.0007
+    at_cm = Grid(CRS.from_epsg(32630), Affine(10, 0, 500000, 0, -10, 4200000), 64, 64)
+    east = Grid(CRS.from_epsg(32630), Affine(10, 0, 800000, 0, -10, 4200000), 64, 64)
+    win = rasterio.windows.Window(0, 0, 64, 64)
+    assert pixel_areas_m2(at_cm, win).mean() == pytest.approx(100 / 0.9996 ** 2, rel=2e-5)
+    assert pixel_areas_m2(east, win).mean() < 100
+    # Web Mercator at 38 N: a 10 m cell covers about cos^2(38) of 100 m2 on the ground
+    y = math.log(math.tan(math.pi / 4 + math.radians(38) / 2)) * 6378137
+    merc = Grid(CRS.from_epsg(3857), Affine(10, 0, -87000, 0, -10, y), 512, 512)
+    a = pixel_areas_m2(merc, rasterio.windows.Window(0, 0, 512, 512))
+    assert a.shape == (512, 512) and a[0, 0] == pytest.approx(100 * math.cos(math.radians(38)) ** 2, rel=5e-3)
+    assert a[-1, 0] > a[0, 0]  # further south, less shrunk
+    # the same pixel read in another block gets the same area (totals independent of blocks)
+    part = pixel_areas_m2(merc, rasterio.windows.Window(100, 37, 50, 60))
+    assert np.array_equal(part, a[37:97, 100:150])
 
 
 def test_geographic_sample_matches_an_equal_area_reprojection():

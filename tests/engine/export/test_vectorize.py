@@ -32,7 +32,7 @@ def test_one_block_gives_one_polygon_per_patch_and_areas_match_class_areas(tmp_p
     assert set(data["block"]) == {0}
     # polygons follow pixel edges: geometry area == pixel count * 100 m2 == area_ha
     assert np.allclose(shapely.area(geoms), data["pixels"] * 100.0)
-    assert np.allclose(data["area_ha"], data["pixels"] * 0.01)
+    assert np.allclose(data["area_ha"], data["pixels"] * 0.01, rtol=1e-3)  # ground area, UTM scale
     for row in class_areas(src):
         sel = data["class_value"] == row["value"]
         assert data["area_ha"][sel].sum() == pytest.approx(row["hectares"], abs=1e-9)
@@ -129,7 +129,7 @@ def test_blocks_merge_after_sieve_and_simplify_keeps_areas(tmp_path):
     assert res["features_per_class"] == one["features_per_class"]
     assert per_class(d2, "area_ha") == pytest.approx(per_class(d1, "area_ha"), abs=1e-6)
     assert per_class(d2, "pixels") == per_class(d1, "pixels")
-    assert per_class(d2, "area_ha")[10] == pytest.approx(4.0)  # the corner speck went to water
+    assert per_class(d2, "area_ha")[10] == pytest.approx(4.0, rel=1e-3)  # the corner speck went to water
     assert res["merged_across_blocks"] == 4
     # simplified after merging: the same polygons, up to the simplification of either run
     for v in (1, 2, 7, 10):

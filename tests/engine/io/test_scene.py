@@ -171,3 +171,15 @@ def test_true_colour_names_the_file_bands_and_a_stretch(tmp_path):
     folder = s2_folder(tmp_path, names=("B02", "B03", "B08"))
     with open_s2(folder, required=("B02",)) as scene:
         assert true_colour(scene) is None
+
+
+def test_a_grid_not_at_10_m_is_warned_about(tmp_path):
+    data = np.stack([np.full((8, 8), 1000 + i, "uint16") for i in range(12)])
+    names = [f"band {n}" for n in S2_BANDS_NO_CIRRUS]
+    at20 = write_raster(tmp_path / "x20.tif", data, Affine(20, 0, 500000, 0, -20, 5000000), descriptions=names)
+    at10 = write_raster(tmp_path / "x10.tif", data, T10, descriptions=names)
+    with open_s2(at20) as scene:
+        (note,) = [w for w in scene.warnings if "not 10 m" in w]
+        assert "20 x 20 m" in note and "0.5 times their size" in note
+    with open_s2(at10) as scene:
+        assert not any("not 10 m" in w for w in scene.warnings)

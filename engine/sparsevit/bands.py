@@ -29,13 +29,34 @@ _S2_RE = re.compile(r"(?<![A-Za-z0-9])B(?:AND)?[_ ]?0?(1[0-2]|[1-9]|8A)(?![0-9A-
 _S1_RE = re.compile(r"(?<![A-Za-z])(VV|VH|HH|HV)(?![A-Za-z])", re.I)
 
 
+# STAC EO common names (Earth Search asset keys, STAC-style COG distributions) and the spellings
+# of other toolboxes for the Sentinel-2 bands; a plain "rededge" names three bands, so none.
+COMMON_NAMES: dict[str, str] = {
+    "coastal": "B01", "blue": "B02", "green": "B03", "red": "B04", "rededge1": "B05",
+    "rededge2": "B06", "rededge3": "B07", "nir": "B08", "nir08": "B8A", "nir09": "B09",
+    "cirrus": "B10", "swir16": "B11", "swir22": "B12", "swir1": "B11", "swir2": "B12",
+}
+# A label such as "Band 4" (what QGIS shows for an unnamed band, what ENVI and some exports
+# write) counts bands; it does not say which Sentinel-2 band this is.
+_GENERIC_RE = re.compile(r"^\s*band[_ \-]?\d+\s*$", re.I)
+
+
 def normalize_s2_name(text: str) -> str | None:
-    """'B4', 'B04', 'band_4', 'T33UUP_..._B04_10m', 'B8A' -> canonical name, else None."""
+    """'B4', 'B04', 'band_4', 'T33UUP_..._B04_10m', 'B8A', 'red', 'swir16' -> canonical name,
+    else None."""
     m = _S2_RE.search(text)
-    if not m:
-        return None
-    num = m.group(1).upper()
-    return "B8A" if num == "8A" else f"B{int(num):02d}"
+    if m:
+        num = m.group(1).upper()
+        return "B8A" if num == "8A" else f"B{int(num):02d}"
+    for token in re.split(r"[^a-z0-9]+", text.lower()):
+        if token in COMMON_NAMES:
+            return COMMON_NAMES[token]
+    return None
+
+
+def is_generic_band_label(text: str) -> bool:
+    """True for 'Band 4', 'band_12': a band's position, not a Sentinel-2 band name."""
+    return bool(_GENERIC_RE.match(text))
 
 
 def normalize_s1_name(text: str) -> str | None:

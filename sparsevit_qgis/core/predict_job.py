@@ -235,6 +235,8 @@ class PredictRequest:
     precision: str = "auto"
     batch_size: int = DEFAULT_BATCH_SIZE
     band_order: str | None = None
+    # cloudy pixels -> no data in the maps (the product's cloud mask, else a brightness flag)
+    cloud_mask: bool = True
 
     def to_args(self) -> list[str]:
         """The engine arguments; raises :class:`JobError` with the fix for a value it cannot run."""
@@ -260,4 +262,6 @@ class PredictRequest:
             args.append("--polygons")
         if not self.overview:
             args.append("--no-overview")
+        if not self.cloud_mask:
+            args.append("--no-cloud-mask")
         return args + band_order_args(self.band_order)

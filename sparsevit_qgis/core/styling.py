@@ -188,13 +188,15 @@ def add_basemap(project: QgsProject | None = None, url_or_uri: str | None = None
 def confidence_renderer(layer: QgsRasterLayer, band: int = 1,
                         minimum: float = 0.0, maximum: float = 1.0) -> QgsSingleBandPseudoColorRenderer:
     """Singleband pseudocolour over a fixed 0..1: a stretch to the raster's own min/max would
-    make an uncertain map look as confident as a certain one."""
+    make an uncertain map look as confident as a certain one. Values outside it are not drawn:
+    the engine writes -1 for cloudy pixels, which have no land cover, not a low confidence."""
     ramp = QgsStyle.defaultStyle().colorRamp("Viridis") if QgsStyle.defaultStyle() else None
     if ramp is None:  # a profile without the default style database
         ramp = QgsGradientColorRamp(QColor("#440154"), QColor("#fde725"))
     shader_fn = QgsColorRampShader(minimum, maximum, ramp)
     shader_fn.setColorRampType(QgsColorRampShader.Interpolated)
     shader_fn.classifyColorRamp(5, band, layer.extent(), layer.dataProvider())
+    shader_fn.setClip(True)
     shader = QgsRasterShader()
     shader.setRasterShaderFunction(shader_fn)
     renderer = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), band, shader)

@@ -230,7 +230,14 @@ class SparseVitDock(QgsDockWidget):
         self.polygons_check = QCheckBox(tr("Land-cover polygons (GeoPackage)"), opt_box)
         self.overview_check = QCheckBox(tr("PNG overview"), opt_box)
         self.overview_check.setChecked(True)
-        for c in (self.attention_check, self.polygons_check, self.overview_check):
+        self.clouds_check = QCheckBox(tr("Mask clouds"), opt_box)
+        self.clouds_check.setChecked(True)
+        self.clouds_check.setToolTip(tr(
+            "Cloudy pixels have no land cover: they become no data in the maps and stay out of "
+            "the class areas. The mask comes from the product (L2A scene classification, L1C "
+            "MSK_CLASSI, a cloud_mask file beside the bands), else from a brightness flag that "
+            "finds thick clouds only. The run's log says how much was masked."))
+        for c in (self.attention_check, self.polygons_check, self.overview_check, self.clouds_check):
             opt_form.addRow(c)
         self.output_dir = QgsFileWidget(opt_box)
         self.output_dir.setStorageMode(QgsFileWidget.GetDirectory)
@@ -589,6 +596,7 @@ class SparseVitDock(QgsDockWidget):
             area=self.area(), tile=self.tile_spin.value(), level=self.level_combo.currentData(),
             attention=self.attention_check.isChecked(), polygons=self.polygons_check.isChecked(),
             overview=self.overview_check.isChecked(), band_order=self.band_order_for(s2),
+            cloud_mask=self.clouds_check.isChecked(),
             **self.compute_options())
         return request.to_args(), run_dir
 

@@ -80,6 +80,18 @@ def test_wrong_band_count_unnamed(capsys, tmp_path, tiny_bundle, out_dir):
     assert "no Sentinel-2 bands found" in line and "--band-order" in line
 
 
+def test_generic_band_labels_are_not_band_names(capsys, tmp_path, tiny_bundle, out_dir):
+    """'Band 4' (QGIS's and ENVI's label for the 4th band) must not be read as B04."""
+    data = s2_data(bands=4)
+    f = write_raster(tmp_path / "rgbn.tif", data, descriptions=[f"Band {i}" for i in range(1, 5)])
+    line = _expect_input_error(capsys, tmp_path, tiny_bundle, out_dir, f)
+    assert "'Band 4' give a band's position" in line and "--band-order" in line
+    code, out, err = run_cli(capsys, ["--json", "info", str(f), "--band-order", "B04,B03,B02,B08"])
+    assert code == 0, err
+    (product,) = [json.loads(ln) for ln in out.splitlines() if '"result"' in ln][0]["products"]
+    assert product["bands"]["B04"]["index"] == 1 and product["bands"]["B08"]["how"] == "override"
+
+
 def test_band_order_count_mismatch(capsys, tmp_path, tiny_bundle, out_dir):
     f = write_raster(tmp_path / "rgb.tif", s2_data(bands=3))
     line = _expect_input_error(capsys, tmp_path, tiny_bundle, out_dir, f,

@@ -12,7 +12,8 @@ def test_request_builds_the_engine_arguments(tiny_bundle, tmp_path):
     req = PredictRequest(s2="/d/s2.tif", out=str(tmp_path), model=str(tiny_bundle / "bundle.json"),
                          s1="/d/s1.tif", area=(QgsRectangle(-0.78, 38.11, -0.76, 38.12),
                                                QgsCoordinateReferenceSystem("EPSG:4326")),
-                         tile=256, level="coarse", attention=True, polygons=True, overview=False)
+                         tile=256, level="coarse", attention=True, polygons=True, overview=False,
+                         cloud_mask=False)
     args = req.to_args()
     assert args[:3] == ["/d/s2.tif", "--s1", "/d/s1.tif"]
     assert args[args.index("--model") + 1] == str(tiny_bundle)  # bundle.json -> its folder
@@ -20,7 +21,7 @@ def test_request_builds_the_engine_arguments(tiny_bundle, tmp_path):
     assert "--area=-0.78,38.11,-0.76,38.12" in args
     assert args[args.index("--area-crs") + 1] == "EPSG:4326"
     assert args[args.index("--tile") + 1] == "256" and args[args.index("--level") + 1] == "coarse"
-    assert {"--attention", "--polygons", "--no-overview"} <= set(args)
+    assert {"--attention", "--polygons", "--no-overview", "--no-cloud-mask"} <= set(args)
     plain = PredictRequest(s2="/d/s2.tif", out=str(tmp_path), model=str(tiny_bundle)).to_args()
     assert plain == ["/d/s2.tif", "--model", str(tiny_bundle), "--out", str(tmp_path)]
 

@@ -59,10 +59,12 @@ def test_predict_loads_a_styled_land_cover_layer(engine, tiny_bundle, tmp_path, 
     out = tmp_path / "pred"
     results, feedback = _run_and_load("sparsevit:predict", {
         "INPUT": str(engine), "MODEL": str(tiny_bundle / "bundle.json"), "EXTENT": extent,
-        "TILE": 256, "OVERVIEW": False, "THREADS": 1, "PRECISION": "fp32",
+        "TILE": 256, "OVERVIEW": False, "THREADS": 1, "PRECISION": "fp32", "MASK_CLOUDS": False,
         "OUTPUT_FOLDER": str(out)}, project)
     for key in ("LANDCOVER", "PSEUDOMASK", "CONFIDENCE", "AREAS"):
         assert Path(results[key]).is_file() and Path(results[key]).parent == out, key
+    counts = json.loads(Path(results["RUN"]).read_text())["counts"]
+    assert "clouds" not in counts  # MASK_CLOUDS reached the engine as --no-cloud-mask
     assert results["ATTENTION_MAPS"] is None and results["POLYGON_LAYER"] is None
     assert results["DEVICE"] == "CPU (1 threads)"  # THREADS reached the engine
     assert "predict" in feedback.texts and max(feedback.values) == 100

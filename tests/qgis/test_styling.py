@@ -86,3 +86,22 @@ def test_basemap_template_with_query_is_encoded():
     uri = styling.basemap_uri("https://tiles.example.org/{z}/{x}/{y}.png?key=a&style=b")
     assert uri.startswith("type=xyz&url=https://tiles.example.org/{z}/{x}/{y}.png%3Fkey%3Da%26style%3Db")
     assert styling.basemap_uri("type=xyz&url=https://x/{z}/{x}/{y}.png") == "type=xyz&url=https://x/{z}/{x}/{y}.png"
+
+
+def test_confidence_ramp_leaves_cloudy_pixels_undrawn(qgis_app, tmp_path):
+    """-1 (the engine's cloudy pixel) is no confidence: transparent, while 0 and 1 are drawn."""
+    from osgeo import gdal, osr
+    from qgis.core import QgsRectangle
+    path = tmp_path / "confidence.tif"
+    ds = gdal.GetDriverByName("GTiff").Create(str(path), 3, 1, 1, gdal.GDT_Float32)
+    ds.SetGeoTransform((500000.0, 10.0, 0.0, 4200000.0, 0.0, -10.0))
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32630)
+    ds.SetProjection(srs.ExportToWkt())
+    ds.GetRasterBand(1).WriteRaster(0, 0, 3, 1, __import__("struct").pack("3f", -1.0, 0.0, 1.0))
+    ds = None
+    layer = QgsRasterLayer(str(path), "confidence")
+    styling.confidence_renderer(layer)
+    block = layer.renderer().block(1, QgsRectangle(500000, 4199990, 500030, 4200000), 3, 1)
+    alphas = [(block.color(0, c) >> 24) & 0xFF for c in range(3)]
+    assert alphas[0] == 0 and alphas[1] == 255 and alphas[2] == 255

@@ -106,6 +106,7 @@ def describe(paths: Sequence[str | Path], s1: Sequence[str | Path] | None = None
             if smoothed:
                 actions.append(f"smooth {', '.join(smoothed)} (nearest-neighbour blocks of this export) "
                                "to a bilinear upsampling of their native pixels")
+            actions.append(f"mask clouds with {scene.clouds.describe()} (predict --no-cloud-mask maps them)")
             if native_coarse and target_m < 15:
                 actions.append(f"{', '.join(native_coarse)} already on the {_fmt_m(target_m)} grid: read as is")
             mb = read_model_bands(model if model is not None else default_model_path())

@@ -45,6 +45,10 @@ def register(subparsers) -> None:
                         "Forest, through resources/mappings) or both; default: both, or detailed "
                         "for a model whose classes have no coarse mapping")
     p.add_argument("--no-stats", action="store_true", help="skip the class-area tables")
+    p.add_argument("--no-cloud-mask", action="store_true",
+                   help="map cloudy pixels too; by default they are no data in the maps, -1 in the "
+                        "confidence and left out of the class areas (mask from the product's SCL / "
+                        "MSK_CLASSI / cloud_mask, else a brightness flag for thick clouds)")
     p.add_argument("--no-overview", action="store_true", help="skip the PNG overview")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     add_compute_options(p)
@@ -88,7 +92,8 @@ def _options(args, area=None):
                           precision=args.precision,
                           band_order=parse_band_order(args.band_order), level=args.level,
                           radiometry=args.radiometry,
-                          smooth_blocky=not args.keep_blocky_bands)
+                          smooth_blocky=not args.keep_blocky_bands,
+                          cloud_mask=not args.no_cloud_mask)
 
 
 def _run_batch(args, progress) -> int:

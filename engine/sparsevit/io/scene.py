@@ -30,11 +30,13 @@ from ..bands import (
     S2_BANDS,
     S2_BANDS_NO_CIRRUS,
     UNUSED_BAND,
+    is_generic_band_label,
     normalize_s1_name,
     normalize_s2_name,
 )
 from ..errors import InputError
 from . import blocky_bands as _blocky
+from . import clouds as _clouds
 from . import radiometry as _radiometry
 from .archive import ArchivePath
 
@@ -269,6 +271,8 @@ class S2Scene(_OpenSources):
     metadata_files: list[Path] = field(default_factory=list)  # MTD_*.xml given as the input
     # coarse bands an export upsampled by nearest neighbour, smoothed on read (io/blocky_bands.py)
     smoothing: "_blocky.Smoothing | None" = None
+    # where cloudy pixels come from (io/clouds.py): a mask of the product, else the brightness flag
+    clouds: "_clouds.CloudSource" = field(default_factory=lambda: _clouds.CloudSource(_clouds.KIND_BRIGHT))
     _handles: dict = field(default_factory=dict, repr=False)
 
     # -- description ------------------------------------------------------------------------
@@ -299,6 +303,7 @@ class S2Scene(_OpenSources):
                 "grid": self.grid.to_dict(), "dtype": self.dtype, "nodata": self.nodata,
                 "radiometry": self.radiometry.to_dict() if self.radiometry is not None else None,
                 "smoothed": self.smoothing.to_dict() if self.smoothing is not None else None,
+                "clouds": self.clouds.to_dict(),
                 "warnings": list(self.warnings)}
 
     # -- reading ----------------------------------------------------------------------------
@@ -388,6 +393,47 @@ class S2Scene(_OpenSources):
         sm = _blocky.smooth(big, self._band_valid(name, big, zero_is_nodata), self.smoothing.factors[name])
         return sm[r0 - R0:r0 - R0 + h, c0 - C0:c0 - C0 + w]
 
+    def read_clouds(self, window: Window, data: np.ndarray | None = None,
+                    bands: Sequence[str] | None = None, valid: np.ndarray | None = None) -> np.ndarray:
+        """Cloudy pixels [H, W] of ``window``: from the product's mask (nearest neighbour onto
+        the grid), or the brightness flag on ``data`` (model DN, channels ``bands``)."""
+        h, w = int(window.height), int(window.width)
+        src = self.clouds
+        if src.kind == _clouds.KIND_BRIGHT:
+            if data is None or bands is None:
+                raise ValueError("the brightness flag needs the data")
+            return _clouds.bright(data, bands, valid if valid is not None else np.ones((h, w), bool))
+        key = "__clouds__"  # not a ("file", path) key: a warped view is closed before its file
+        if key not in self._handles:
+            try:
+                ds = self._file(src.path)
+            except InputError as exc:
+                raise InputError(f"cannot open the cloud mask ({exc.problem})", path=src.path,
+                                 fix="download the product again; or pass --no-cloud-mask") from exc
+            g = Grid.of(ds)
+            if g.same_as(self.grid):
+                self._handles[key] = (ds, None)
+            elif g.crs is None or self.grid.crs is None:
+                self._handles[key] = (ds, "scale")
+            else:
+                vrt = WarpedVRT(ds, crs=self.grid.crs, transform=self.grid.transform,
+                                width=self.grid.width, height=self.grid.height,
+                                resampling=Resampling.nearest, nodata=0)
+                self._handles[key] = (vrt, None)
+        ds, mode = self._handles[key]
+        idx = [1, 2] if (src.kind == _clouds.KIND_CLASSI and ds.count >= 2) else [src.index]
+        try:
+            if mode == "scale":
+                sx, sy = ds.width / self.grid.width, ds.height / self.grid.height
+                swin = Window(window.col_off * sx, window.row_off * sy, w * sx, h * sy)
+                vals = ds.read(idx, window=swin, out_shape=(len(idx), h, w), resampling=Resampling.nearest)
+            else:
+                vals = ds.read(idx, window=window)
+        except RasterioIOError as exc:
+            raise InputError(f"cannot read the cloud mask ({_short(exc)})", path=src.path,
+                             fix="the file is truncated or corrupt; or pass --no-cloud-mask") from exc
+        return src.cloudy(vals).any(axis=0)
+
     def detect_blocky_bands(self) -> None:
         """Set :attr:`smoothing` from a central full-resolution window (io/blocky_bands.py)."""
         on_grid = [b for b in self.band_names if b not in self.resampled()]
@@ -435,19 +481,32 @@ def _s2_candidates(files: list[Path], band_order: Sequence[str] | None
             else:
                 named.append(BandSource(name, f, i, HOW_OVERRIDE, g, dt, nd))
         return named, notes, unnamed
+    generic: list[str] = []
     for f, i, (g, dt, nd, desc, tags, count) in flat:
         name, how = None, None
-        if desc:
+        if desc and not is_generic_band_label(desc):
             name, how = normalize_s2_name(desc), HOW_DESCRIPTION
+        elif desc:
+            generic.append(desc)
         if not name:
-            name, how = _name_from_tags(tags, normalize_s2_name), HOW_TAG
+            name, how = _name_from_tags(tags, _specific_s2_name), HOW_TAG
         if not name and count == 1:
             name, how = normalize_s2_name(f.stem), HOW_FILENAME
         if name:
             named.append(BandSource(name, f, i, how, g, dt, nd))
         else:
             unnamed.append((f, i))
+    if generic:
+        notes.append(f"band labels such as '{generic[0]}' {_GENERIC_NOTE}: those bands were identified "
+                     "otherwise or not at all")
     return named, notes, unnamed
+
+
+_GENERIC_NOTE = "count bands, they do not name Sentinel-2 bands"
+
+
+def _specific_s2_name(text: str) -> str | None:
+    return None if is_generic_band_label(text) else normalize_s2_name(text)
 
 
 def _canon(name: str) -> str:
@@ -467,6 +526,23 @@ def _positional_order(path: Path, count: int) -> tuple[tuple[str, ...], str]:
     if np.nanmedian(b10) < np.nanmedian(b11):
         return EUROSAT_BAND_ORDER, "EuroSAT-MS order (B10 10th, B8A last)"
     return S2_BANDS, "ESA order"
+
+
+def _find_clouds(metadata_files: list, unnamed: list[tuple[Path, int]]) -> "_clouds.CloudSource | None":
+    """The cloud mask of a SAFE product, else a band of the input named as one."""
+    for mtd in metadata_files:
+        root = mtd.parent
+        members = root.files() if isinstance(root, ArchivePath) else \
+            [f for f in sorted(root.glob("GRANULE/*/**/*")) if f.is_file()]
+        found = _clouds.in_safe(members)
+        if found is not None:
+            return found
+    for f, i in unnamed:
+        with _open(f) as ds:
+            found = _clouds.by_name(f, i, ds.descriptions[i - 1], ds.count)
+        if found is not None:
+            return found
+    return None
 
 
 def open_s2(inputs: str | Path | Sequence[str | Path], band_order: Sequence[str] | None = None,
@@ -505,9 +581,16 @@ def open_s2(inputs: str | Path | Sequence[str | Path], band_order: Sequence[str]
         raise InputError("--band-order leaves out every band", path=", ".join(str(p) for p in files),
                          fix="name at least one band (B02, ...) instead of -")
     if not named:
-        raise InputError("no Sentinel-2 bands found (no band names in descriptions, tags or file names)",
+        generic = any(_GENERIC_NOTE in n for n in notes)
+        raise InputError("no Sentinel-2 bands found (no band names in descriptions, tags or file names"
+                         + ("; labels such as 'Band 4' give a band's position, not its name" if generic
+                            else "") + ")",
                          path=", ".join(str(p) for p in files),
-                         fix="name the bands (B02.tif, ... or band descriptions) or pass --band-order")
+                         fix="name the bands (B02.tif, ... or band descriptions) or pass --band-order "
+                             "(e.g. --band-order B04,B03,B02,B08)")
+    cloud_src = _find_clouds(metadata_files, unnamed) if not band_order else None
+    if cloud_src is not None and cloud_src.path is not None:
+        unnamed = [(f, i) for f, i in unnamed if not (f == cloud_src.path and i == cloud_src.index)]
     if unnamed:
         notes.append(("bands left out by --band-order: " if band_order
                       else "ignored bands without a Sentinel-2 name: ")
@@ -536,6 +619,8 @@ def open_s2(inputs: str | Path | Sequence[str | Path], band_order: Sequence[str]
                          "(resample to 10 m, or use a model trained at this resolution)")
     scene = S2Scene(inputs=files, bands=bands, grid=ref.grid, dtype=dtype, nodata=nodata,
                     warnings=notes, metadata_files=metadata_files)
+    if cloud_src is not None:
+        scene.clouds = cloud_src
     if required is not None:
         scene.require(required)
     scene.radiometry = _radiometry.detect(scene, override=radiometry)

@@ -41,6 +41,9 @@ from ..refine.segmenter import predict_logits_padded
 from ..schemes import IGNORE
 from .blend import BandBlender, TileWeights, argmax_confidence, pseudomask_scores
 
+# confidence of a cloudy pixel (no land cover there); no data is NaN
+CLOUD_CONFIDENCE = -1.0
+
 
 @dataclass
 class PredictOptions:
@@ -64,6 +67,8 @@ class PredictOptions:
     radiometry: str | None = None
     # smooth 20/60 m bands an export upsampled by nearest neighbour (io/blocky_bands.py)
     smooth_blocky: bool = True
+    # cloudy pixels -> no data in the maps, -1 in the confidence, out of the areas (io/clouds.py)
+    cloud_mask: bool = True
     # detailed (the model's classes) | coarse (their coarse view, see predict/levels.py) | both;
     # None: both where the model's scheme has a coarse mapping, else detailed
     level: str | None = None
@@ -177,6 +182,11 @@ def predict_scene(bundle: ModelBundle, s2: str | Path | Sequence[str | Path], ou
                 stats = _run_tiles(bundle, scene, s1_scene, window, grid, staged, opts, device, progress,
                                    band_plan["used"])
                 stats["bands"] = band_plan
+                if stats.get("valid_pixels") and "cloud_pixels" in stats:
+                    stats["cloud_share"] = round(stats["cloud_pixels"] / stats["valid_pixels"], 4)
+                    progress.log(f"clouds: {100 * stats['cloud_share']:.1f} % of the valid pixels masked "
+                                 "(no data in the maps, -1 in the confidence, not in the class areas)",
+                                 level="warning" if stats["cloud_share"] > 0 else "info")
                 if stats["valid_pixels"] == 0:
                     raise InputError("the raster holds only no-data pixels"
                                      + (" inside --area" if opts.area is not None else ""),
@@ -313,8 +323,20 @@ def _run_tiles(bundle: ModelBundle, scene, s1_scene, window: Window, grid: Grid,
     head_desc: list[str] | None = None
     used = list(used_bands) if used_bands is not None else list(bundle.s2_bands)
 
+    clouds = scene.clouds if opts.cloud_mask else None
+    n_s2 = len(bundle.s2_bands)
+
     def read(batch):
-        return [(t, *_read_tile(t, scene, s1_scene, window, used, bundle.s2_bands)) for t in batch]
+        out = []
+        for t in batch:
+            data, valid = _read_tile(t, scene, s1_scene, window, used, bundle.s2_bands)
+            cloud = None
+            if clouds is not None:
+                w = Window(t.window.col_off + window.col_off, t.window.row_off + window.row_off,
+                           t.window.width, t.window.height)
+                cloud = scene.read_clouds(w, data[:n_s2], bundle.s2_bands, valid) & valid
+            out.append((t, data, valid, cloud))
+        return out
 
     batches = [tiles[i:i + opts.batch_size] for i in range(0, len(tiles), opts.batch_size)]
     writers = [ClassifiedWriter(staged.landcover, grid, scheme),
@@ -322,8 +344,12 @@ def _run_tiles(bundle: ModelBundle, scene, s1_scene, window: Window, grid: Grid,
                FloatWriter(staged.confidence, grid, descriptions=["confidence"])]
     lc_w, pm_w, cf_w = writers
     at_w = None
+    if clouds is not None:
+        counts["cloud_pixels"] = 0
+        counts["clouds"] = clouds.to_dict()
+        progress.log(f"clouds: masked from {clouds.describe()} (--no-cloud-mask maps them)")
     blender = _make_blender(tiles, grid, scheme.num_classes, seg is not None, lut,
-                            (lc_w, pm_w, cf_w), counts) if opts.blend else None
+                            (lc_w, pm_w, cf_w), counts, clouds is not None) if opts.blend else None
     weights = TileWeights(tiles) if blender is not None else None
     # one reader thread: the next batch is read while this one is predicted
     with ThreadPoolExecutor(max_workers=1) as pool, lc_w, pm_w, cf_w, \
@@ -345,7 +371,7 @@ def _run_tiles(bundle: ModelBundle, scene, s1_scene, window: Window, grid: Grid,
                 head_desc = [f"block{b}_head{h}" for b, h in ev.head_ids] or ["none"]
                 at_w = FloatWriter(staged.attention, grid, count=len(head_desc), descriptions=head_desc)
                 at_w.open()
-            for k, (t, _, v) in enumerate(items):
+            for k, (t, _, v, cloud) in enumerate(items):
                 size = tuple(v.shape)
                 if blender is not None:  # scores blended across tiles, written row band by band
                     scores, classes, fallback = pseudomask_scores(
@@ -355,9 +381,11 @@ def _run_tiles(bundle: ModelBundle, scene, s1_scene, window: Window, grid: Grid,
                     parts = {"pm": (scores, classes)}
                     if seg_probs is not None:
                         parts["seg"] = (seg_probs[k].numpy(), None)
+                    if cloud is not None:
+                        parts["cloud"] = (cloud[None].astype(np.float32), None)
                     blender.add(t, weights(t), v, parts)
                 else:
-                    _write_core(t, v, pm, ev, k, size, seg_probs, lut, (lc_w, pm_w, cf_w), counts)
+                    _write_core(t, v, pm, ev, k, size, seg_probs, lut, (lc_w, pm_w, cf_w), counts, cloud)
                 if at_w is not None:
                     at_w.write(t.crop(_head_maps_at(ev.head_maps[k], size)), t.core)
             st.advance(len(items))
@@ -387,8 +415,8 @@ def _model_input(bundle: ModelBundle, items) -> torch.Tensor:
     """The normalised batch; no-data pixels -> 0 (the band means); absent bands stay NaN (the
     band-flexible models' convention)."""
     n_s2 = len(bundle.s2_bands)
-    x = torch.stack([bundle.normalizer(d[:n_s2], d[n_s2:] if bundle.has_s1 else None) for _, d, _ in items])
-    valid = np.stack([v for _, _, v in items])
+    x = torch.stack([bundle.normalizer(d[:n_s2], d[n_s2:] if bundle.has_s1 else None) for _, d, *_ in items])
+    valid = np.stack([it[2] for it in items])
     return torch.where(torch.from_numpy(~valid).unsqueeze(1) & torch.isfinite(x),
                        torch.zeros((), dtype=x.dtype), x)
 
@@ -402,7 +430,7 @@ def _head_maps_at(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def _make_blender(tiles, grid: Grid, num_classes: int, has_seg: bool, lut: np.ndarray, writers,
-                  counts: dict) -> BandBlender:
+                  counts: dict, has_clouds: bool = False) -> BandBlender:
     """A :class:`BandBlender` whose finished rows become the land-cover map (the segmenter's
     blended softmax, else the pseudomask), the pseudomask (its blended scores) and the
     confidence (the winning blended score); no-data pixels 255 and NaN."""
@@ -418,17 +446,21 @@ def _make_blender(tiles, grid: Grid, num_classes: int, has_seg: bool, lut: np.nd
         lc, pmv = lut[lab], lut[pm_lab]
         lc[~valid], pmv[~valid] = IGNORE, IGNORE
         conf[~valid] = np.nan
+        if "cloud" in sums:  # cloudy where most of the blended tiles said so
+            cloud = valid & (sums["cloud"][0] >= 0.5 * weight)
+            lc[cloud], pmv[cloud], conf[cloud] = IGNORE, IGNORE, CLOUD_CONFIDENCE
+            counts["cloud_pixels"] += int(cloud.sum())
         counts["valid_pixels"] += int(valid.sum())
         lc_w.write(lc, win)
         pm_w.write(pmv, win)
         cf_w.write(conf, win)
 
-    channels = {"pm": num_classes} | ({"seg": num_classes} if has_seg else {})
+    channels = {"pm": num_classes} | ({"seg": num_classes} if has_seg else {}) | ({"cloud": 1} if has_clouds else {})
     band = max(int(t.window.height) for t in tiles)
     return BandBlender(grid.width, grid.height, band, channels, emit)
 
 
-def _write_core(t, v, pm, ev, k, size, seg_probs, lut, writers, counts) -> None:
+def _write_core(t, v, pm, ev, k, size, seg_probs, lut, writers, counts, cloud=None) -> None:
     """Without blending: the tile's own pseudomask and land cover, its core cut out."""
     lc_w, pm_w, cf_w = writers
     mask = make_pseudomask(pm.method, ev.probs[k], size, **ev.maps_for(pm.method, k),
@@ -443,6 +475,9 @@ def _write_core(t, v, pm, ev, k, size, seg_probs, lut, writers, counts) -> None:
     pmv = lut[mask.labels.astype(np.uint8)]
     lc[~v], pmv[~v] = IGNORE, IGNORE
     conf = np.where(v, conf, np.nan).astype(np.float32)
+    if cloud is not None:
+        lc[cloud], pmv[cloud], conf[cloud] = IGNORE, IGNORE, CLOUD_CONFIDENCE
+        counts["cloud_pixels"] += int(t.crop(cloud).sum())
     counts["valid_pixels"] += int(t.crop(v).sum())
     lc_w.write(t.crop(lc), t.core)
     pm_w.write(t.crop(pmv), t.core)

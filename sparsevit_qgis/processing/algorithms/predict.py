@@ -35,6 +35,7 @@ class PredictAlgorithm(EngineAlgorithm):
     INPUT, S1, MODEL, EXTENT, TILE, LEVEL = "INPUT", "S1", "MODEL", "EXTENT", "TILE", "LEVEL"
     INPUT_PATH = "INPUT_PATH"
     ATTENTION, POLYGONS, OVERVIEW, OUTPUT_FOLDER = "ATTENTION", "POLYGONS", "OVERVIEW", "OUTPUT_FOLDER"
+    MASK_CLOUDS = "MASK_CLOUDS"
     LANDCOVER, PSEUDOMASK, CONFIDENCE = "LANDCOVER", "PSEUDOMASK", "CONFIDENCE"
     LANDCOVER_COARSE, AREAS_COARSE = "LANDCOVER_COARSE", "AREAS_COARSE"
     ATTENTION_MAPS, POLYGON_LAYER, AREAS, RUN, DEVICE = (
@@ -94,6 +95,9 @@ class PredictAlgorithm(EngineAlgorithm):
             self.ATTENTION, self.tr("Also write per-head attention maps"), defaultValue=False))
         self.addParameter(QgsProcessingParameterBoolean(
             self.POLYGONS, self.tr("Also write land-cover polygons (GeoPackage)"), defaultValue=False))
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.MASK_CLOUDS, self.tr("Mask clouds (no data in the maps, out of the class areas)"),
+            defaultValue=True))
         overview = QgsProcessingParameterBoolean(
             self.OVERVIEW, self.tr("Write a PNG overview"), defaultValue=True)
         advanced = [
@@ -158,6 +162,7 @@ class PredictAlgorithm(EngineAlgorithm):
             attention=self.parameterAsBoolean(parameters, self.ATTENTION, context),
             polygons=self.parameterAsBoolean(parameters, self.POLYGONS, context),
             overview=self.parameterAsBoolean(parameters, self.OVERVIEW, context),
+            cloud_mask=self.parameterAsBoolean(parameters, self.MASK_CLOUDS, context),
             device=self.parameterAsEnumString(parameters, self.DEVICE, context) or "auto",
             threads=self.parameterAsInt(parameters, self.THREADS, context),
             precision=self.parameterAsEnumString(parameters, self.PRECISION, context) or "auto",

@@ -183,3 +183,39 @@ def test_a_grid_not_at_10_m_is_warned_about(tmp_path):
         assert "20 x 20 m" in note and "0.5 times their size" in note
     with open_s2(at10) as scene:
         assert not any("not 10 m" in w for w in scene.warnings)
+
+
+def test_stac_common_names_name_bands_in_descriptions_and_file_names(tmp_path):
+    from sparsevit.bands import COMMON_NAMES
+    stac = ["coastal", "blue", "green", "red", "rededge1", "rededge2", "rededge3", "nir", "nir08",
+            "nir09", "swir16", "swir22"]
+    data = np.stack([np.full((8, 8), 100 * (i + 1), "uint16") for i in range(12)])
+    with open_s2(write_raster(tmp_path / "s.tif", data, T10, descriptions=stac)) as scene:
+        assert [scene.bands[COMMON_NAMES[n]].index for n in stac] == list(range(1, 13))
+        assert list(sorted(scene.bands)) == sorted(S2_BANDS_NO_CIRRUS)
+    # Earth Search-style one file per asset key
+    folder = tmp_path / "assets"
+    folder.mkdir()
+    for n, i in zip(stac, range(12)):
+        write_raster(folder / f"S2B_30TXK_20230601_0_L2A_{n}.tif", data[i:i + 1], T10)
+    with open_s2(folder) as scene:
+        assert {s.how for s in scene.bands.values()} == {"filename"}
+        assert scene.bands["B11"].path.name.endswith("_swir16.tif")
+
+
+def test_band_n_labels_are_positions_not_names(tmp_path):
+    """'Band 4' is what QGIS shows for the 4th band of any raster: B04 is the 3rd band here."""
+    data = np.stack([np.full((8, 8), 100 * (i + 1), "uint16") for i in range(4)])
+    f = write_raster(tmp_path / "rgbn.tif", data, T10, descriptions=[f"Band {i}" for i in range(1, 5)])
+    with pytest.raises(InputError) as err:
+        open_s2(f, required=None)
+    assert "'Band 4' give a band's position" in err.value.problem and "--band-order" in err.value.fix
+    with open_s2(f, required=None, band_order=("B04", "B03", "B02", "B08")) as scene:
+        assert scene.bands["B04"].index == 1
+    # twelve 'Band N' labels: the positional rule applies, and says so
+    data = np.stack([np.full((8, 8), 100 * (i + 1), "uint16") for i in range(12)])
+    f = write_raster(tmp_path / "p.tif", data, T10, descriptions=[f"Band {i}" for i in range(1, 13)])
+    with open_s2(f) as scene:
+        assert {s.how for s in scene.bands.values()} == {"position"}
+        assert any("count bands" in w for w in scene.warnings)
+        assert any("by position" in w for w in scene.warnings)

@@ -1,0 +1,101 @@
+"""Where a scene's cloud mask comes from (io/clouds.py): the product's SCL or MSK_CLASSI, a mask
+beside the bands, else the brightness flag; read onto the scene's 10 m grid."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.windows import Window
+from test_radiometry import SIZE, _write_band, make_safe
+from test_zipped_safe import zip_safe
+
+from sparsevit.errors import InputError
+from sparsevit.io.scene import open_s2
+
+REPO = Path(__file__).resolve().parents[3]
+MAJOR_TOM = REPO / "data/major_tom/S2B_MSIL2A_20200223T032739_N9999_R018_T48QUE_20230924T183543"
+
+
+def _granule(safe: Path) -> Path:
+    return next((safe / "GRANULE").iterdir())
+
+
+def _scl_20m(safe: Path) -> Path:
+    """The fixture's 20 m SCL; its 10 m copy removed (products have SCL at 20 and 60 m only)."""
+    for f in (_granule(safe) / "IMG_DATA" / "R10m").glob("*_SCL_10m.tif"):
+        f.unlink()
+    return next((_granule(safe) / "IMG_DATA" / "R20m").glob("*_SCL_20m.tif"))
+
+
+def _cloudy_scl(safe: Path) -> None:
+    """The L2A fixture's 20 m SCL with a cloud (9) in its top-left quarter, shadow (3) beside it."""
+    scl = np.full((SIZE // 2, SIZE // 2), 4)
+    scl[:SIZE // 4, :SIZE // 4] = 9
+    scl[:SIZE // 4, SIZE // 4:SIZE // 4 + 2] = 3
+    _write_band(_scl_20m(safe), scl, 20)
+
+
+def _expected(cloud_cols: int = SIZE // 2 + 4) -> np.ndarray:
+    want = np.zeros((SIZE, SIZE), bool)
+    want[:SIZE // 2, :cloud_cols] = True  # 20 m pixels onto the 10 m grid: each is 2 x 2
+    return want
+
+
+def test_l2a_safe_scene_classification_is_the_cloud_mask(tmp_path):
+    safe, _ = make_safe(tmp_path)
+    _cloudy_scl(safe)
+    with open_s2(safe) as scene:
+        assert scene.clouds.kind == "scl" and scene.clouds.path.name.endswith("_SCL_20m.tif")
+        assert scene.to_dict()["clouds"]["kind"] == "scl"
+        cloud = scene.read_clouds(Window(0, 0, SIZE, SIZE))
+        np.testing.assert_array_equal(cloud, _expected())
+        # a window reads the same pixels as the whole
+        np.testing.assert_array_equal(scene.read_clouds(Window(3, 5, 20, 16)), cloud[5:21, 3:23])
+
+
+def test_zipped_l2a_safe_reads_the_same_mask(tmp_path):
+    safe, _ = make_safe(tmp_path / "unzipped")
+    _cloudy_scl(safe)
+    archive = zip_safe(safe, tmp_path / "product.zip")
+    with open_s2(archive) as zipped, open_s2(safe) as folder:
+        assert zipped.clouds.kind == "scl" and str(zipped.clouds.path).startswith("/vsizip/")
+        np.testing.assert_array_equal(zipped.read_clouds(Window(0, 0, SIZE, SIZE)),
+                                      folder.read_clouds(Window(0, 0, SIZE, SIZE)))
+
+
+def test_l1c_msk_classi_opaque_clouds_and_cirrus(tmp_path):
+    safe, _ = make_safe(tmp_path, level="1C", baseline="04.00")
+    qi = _granule(safe) / "QI_DATA"
+    classi = np.zeros((3, SIZE // 6, SIZE // 6), "uint8")  # 60 m: opaque, cirrus, snow
+    classi[0, 0, 0] = 1
+    classi[1, 1, 1] = 1
+    classi[2, 2, 2] = 1  # snow is not a cloud
+    with rasterio.open(qi / "MSK_CLASSI_B00.tif", "w", driver="GTiff", width=SIZE // 6,
+                       height=SIZE // 6, count=3, dtype="uint8", crs="EPSG:32633",
+                       transform=rasterio.Affine(60, 0, 500000, 0, -60, 5000000)) as ds:
+        ds.write(classi)
+    with open_s2(safe) as scene:
+        assert scene.clouds.kind == "msk_classi"
+        cloud = scene.read_clouds(Window(0, 0, SIZE, SIZE))
+    want = np.zeros((SIZE, SIZE), bool)
+    want[0:6, 0:6] = want[6:12, 6:12] = True
+    np.testing.assert_array_equal(cloud, want)
+
+
+def test_major_tom_cloud_mask_beside_the_bands_is_used_not_listed_as_a_band():
+    with open_s2(MAJOR_TOM) as scene:
+        assert scene.clouds.kind == "cloud_mask" and scene.clouds.path.name == "cloud_mask.tif"
+        assert not any("cloud_mask" in w for w in scene.warnings), scene.warnings
+        assert not scene.read_clouds(Window(0, 0, 64, 64)).any()  # this scene is cloud-free
+
+
+def test_a_corrupt_cloud_mask_is_a_clear_error_naming_it(tmp_path):
+    safe, _ = make_safe(tmp_path)
+    f = _scl_20m(safe)
+    f.write_bytes(f.read_bytes()[:200])  # an interrupted copy
+    with pytest.raises(InputError) as err:
+        with open_s2(safe) as scene:
+            scene.read_clouds(Window(0, 0, SIZE, SIZE))
+    assert "SCL_20m" in str(err.value) and "--no-cloud-mask" in str(err.value)

@@ -49,7 +49,11 @@ from sparsevit.evaluation.metrics import EvaluationSet  # noqa: E402
 from sparsevit.io.atomic import write_text_atomic  # noqa: E402
 from sparsevit.model_bands import to_model_bands
 from sparsevit.predict import PredictOptions, predict_scene  # noqa: E402
-from sparsevit.pseudomasks.generate import PseudomaskOptions, iter_dataset_pseudomasks  # noqa: E402
+from sparsevit.pseudomasks.generate import (  # noqa: E402
+    PseudomaskOptions,
+    iter_dataset_pseudomasks,
+    pseudomasks_for_batch,
+)
 from sparsevit.refine.segmenter import predict_logits_padded  # noqa: E402
 from sparsevit.schemes import load_mapping  # noqa: E402
 
@@ -86,10 +90,19 @@ def _classify(bundle, arrays: list[np.ndarray]) -> np.ndarray:
     return torch.sigmoid(bundle.classifier.eval()(x)).numpy()
 
 
-@torch.no_grad()
 def _segment(bundle, array: np.ndarray) -> np.ndarray:
+    """The land-cover classes ``predict`` maps for one image: the segmenter's, else (a bundle
+    without one) the pseudomask's."""
     x = bundle.normalizer(array)[None]
-    return predict_logits_padded(bundle.segmenter.eval(), x)[0].argmax(0).numpy().astype(np.uint8)
+    if bundle.segmenter is None:
+        pm = bundle.pseudomask
+        opts = PseudomaskOptions(methods=(pm.method,), threshold=pm.threshold,
+                                 attn_blocks=pm.attn_blocks or len(bundle.classifier.blocks),
+                                 method_options={pm.method: pm.options})
+        (masks,), _ = pseudomasks_for_batch(bundle.classifier.eval(), x, opts)
+        return masks[pm.method].labels.astype(np.uint8)
+    with torch.no_grad():
+        return predict_logits_padded(bundle.segmenter.eval(), x)[0].argmax(0).numpy().astype(np.uint8)
 
 
 def patch_accuracy(bundle) -> dict:
@@ -205,8 +218,7 @@ def classifier_f1(model, normalizer, scenes: int) -> float:
     return float(scores["macro_f1"])
 
 
-def overviews(bundle, tag: str, tmp: Path) -> dict:
-    out_dir = RESULTS / "real_overviews"
+def overviews(bundle, tag: str, tmp: Path, out_dir: Path) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     coarse = load_mapping("eurosat_to_eurosat_coarse")
     res = {}
@@ -234,7 +246,8 @@ def overviews(bundle, tag: str, tmp: Path) -> dict:
     return res
 
 
-def evaluate(model: Path, tag: str, scenes: int, base: str | None = None) -> dict:
+def evaluate(model: Path, tag: str, scenes: int, base: str | None = None,
+             results: Path = RESULTS) -> dict:
     bundle = load_bundle(model)
     t0 = time.perf_counter()
     row: dict = {"model": str(model.relative_to(REPO)) if model.is_relative_to(REPO) else str(model),
@@ -250,7 +263,7 @@ def evaluate(model: Path, tag: str, scenes: int, base: str | None = None) -> dic
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for part in (patch_accuracy(bundle), water(bundle), bigearthnet(bundle),
-                     mosaics(bundle, scenes), {"scenes": overviews(bundle, tag, tmp)}):
+                     mosaics(bundle, scenes), {"scenes": overviews(bundle, tag, tmp, results / "real_overviews")}):
             row.update(part)
     row["seconds"] = round(time.perf_counter() - t0, 1)
     return row
@@ -313,10 +326,12 @@ def main(argv=None) -> int:
                     help="write the figures into the model's bundle.json card and MODEL_CARD.md")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    results = Path(args.out).resolve().parent  # the overviews go beside the figures
     res = {"benchmark": "real", "threads": args.threads,
-           "current": evaluate(Path(args.model).resolve(), "current", args.scenes, args.base_classifier)}
+           "current": evaluate(Path(args.model).resolve(), "current", args.scenes, args.base_classifier,
+                               results)}
     if args.previous:
-        res["previous"] = evaluate(Path(args.previous).resolve(), "previous", args.scenes)
+        res["previous"] = evaluate(Path(args.previous).resolve(), "previous", args.scenes, results=results)
     for k in KEYS:
         res[k] = res["current"].get(k)
     res["goals"] = {k: {"goal": g, "value": res["current"].get(k),

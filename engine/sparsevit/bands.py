@@ -48,10 +48,14 @@ def normalize_s2_name(text: str) -> str | None:
     if m:
         num = m.group(1).upper()
         return "B8A" if num == "8A" else f"B{int(num):02d}"
-    for token in re.split(r"[^a-z0-9]+", text.lower()):
-        if token in COMMON_NAMES:
-            return COMMON_NAMES[token]
-    return None
+    # a common name only as the whole label: "green?" or "red_edge_ratio" name no band
+    return COMMON_NAMES.get(text.strip().lower())
+
+
+def normalize_s2_filename(stem: str) -> str | None:
+    """A band file's name: as :func:`normalize_s2_name`, or a common name as its last part
+    (``S2B_30TXK_20230601_0_L2A_swir16`` of an Earth Search asset)."""
+    return normalize_s2_name(stem) or COMMON_NAMES.get(re.split(r"[_\-. ]", stem.strip().lower())[-1])
 
 
 def is_generic_band_label(text: str) -> bool:

@@ -13,6 +13,7 @@ import os
 import sys
 import traceback
 
+from .commands.options import check_compute_options
 from .errors import SparseVitError
 from .progress import Progress
 
@@ -105,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     progress.install_signal_handlers()
     try:
         progress.emit("start", **_start_fields(args))
+        check_compute_options(args)
         code = int(args.func(args, progress) or 0)
     except SparseVitError as err:
         if args.debug:

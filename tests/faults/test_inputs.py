@@ -272,3 +272,45 @@ def test_huge_declared_size_is_not_read_whole(tmp_path, tiny_bundle, out_dir):
     assert int(rss_mb) < 1200, f"info took {t_info} s and {rss_mb} MB"
     with rasterio.open(out_dir / "huge_landcover.tif") as lc:
         assert (lc.width, lc.height) == (64, 64)
+
+
+@pytest.mark.parametrize("extra,says", [
+    (("--batch-size", "0"), "--batch-size must be at least 1"),
+    (("--tile", "7"), "--tile must be 16 to 8192 px"),
+    (("--overlap", "-3"), "--overlap must be 0 to 15 px for 32 px tiles"),
+    (("--overlap", "300"), "--overlap must be 0 to 15 px for 32 px tiles"),
+    (("--threads", "-1"), "--threads must be 0"),
+    (("--area=0,0,1,1", "--area-crs", "foo"), "--area-crs 'foo' is not a coordinate reference system"),
+])
+def test_bad_arguments_are_clear_errors(capsys, tmp_path, tiny_bundle, out_dir, extra, says):
+    s2 = write_s2(tmp_path / "s2.tif")
+    before = snapshot(out_dir)
+    code, _, err = _predict(capsys, s2, tiny_bundle, out_dir, *extra)
+    line = assert_clean_error(code, err, "predict", exit_code=2)
+    assert says in line, line
+    assert snapshot(out_dir) == before
+
+
+def test_an_output_name_too_long_for_the_file_system_is_refused_first(capsys, tmp_path, tiny_bundle, out_dir):
+    s2 = write_s2(tmp_path / "s2.tif")
+    before = snapshot(out_dir)
+    code, _, err = _predict(capsys, s2, tiny_bundle, out_dir, "--name", "x" * 250)
+    line = assert_clean_error(code, err, "predict", out_dir, "--name", exit_code=2)
+    assert "bytes long" in line and snapshot(out_dir) == before
+
+
+@pytest.mark.parametrize("source,says", [
+    ("missing_B04.tif", "which does not exist"),
+    ("/vsicurl/https://example.com/B04.tif", "over the network"),
+])
+def test_a_vrt_with_a_missing_or_remote_source_names_it(capsys, tmp_path, tiny_bundle, out_dir, source, says):
+    vrt = tmp_path / "scene.vrt"
+    rel = "0" if source.startswith("/vsi") else "1"
+    vrt.write_text(f'<VRTDataset rasterXSize="64" rasterYSize="64"><VRTRasterBand dataType="UInt16" band="1">'
+                   f'<Description>B04</Description><SimpleSource><SourceFilename relativeToVRT="{rel}">'
+                   f'{source}</SourceFilename><SourceBand>1</SourceBand></SimpleSource></VRTRasterBand>'
+                   '</VRTDataset>')
+    line = _expect_input_error(capsys, tmp_path, tiny_bundle, out_dir, vrt, vrt, source.split("/")[-1])
+    assert says in line
+    line = _expect_input_error(capsys, tmp_path, tiny_bundle, out_dir, vrt, vrt, cmd="info")
+    assert says in line

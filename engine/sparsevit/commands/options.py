@@ -1,6 +1,7 @@
 """Options several commands share, declared once so their spelling and help cannot drift."""
 from __future__ import annotations
 
+from ..errors import InputError
 from ..io.radiometry import OVERRIDE_HELP
 
 
@@ -23,3 +24,10 @@ def add_compute_options(p) -> None:
     """``--device`` and ``--threads`` for commands that run a network."""
     p.add_argument("--device", help="auto, cpu, cuda, cuda:1 ... (default auto: cuda when available)")
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+
+
+def check_compute_options(args) -> None:
+    """``--threads`` below 0 would reach torch as a crash; said as an input error instead."""
+    threads = getattr(args, "threads", None)
+    if threads is not None and threads < 0:
+        raise InputError(f"--threads must be 0 (torch's choice) or more, not {threads}", fix="e.g. --threads 4")

@@ -69,15 +69,15 @@ def _parse_area(text: str | None, area_crs: str | None, s2) -> tuple | None:
         raise InputError(f"--area '{text}' is not XMIN,YMIN,XMAX,YMAX",
                          fix="e.g. --area 500000,4200000,510000,4210000") from None
     if area_crs:
-        from rasterio.crs import CRS
         from rasterio.warp import transform_bounds
 
+        from ..export.vectorize import parse_crs
         from ..io.scene import open_s2
         with open_s2(s2, required=None) as sc:
             if sc.grid.crs is None:
                 raise InputError("the raster has no CRS, so --area-crs cannot be used", path=s2[0],
                                  fix="give --area in pixel-grid coordinates of the raster")
-            vals = transform_bounds(CRS.from_user_input(area_crs), sc.grid.crs, *vals, densify_pts=21)
+            vals = transform_bounds(parse_crs(area_crs, "--area-crs"), sc.grid.crs, *vals, densify_pts=21)
     return vals
 
 

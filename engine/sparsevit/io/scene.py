@@ -32,6 +32,7 @@ from ..bands import (
     UNUSED_BAND,
     is_generic_band_label,
     normalize_s1_name,
+    normalize_s2_filename,
     normalize_s2_name,
 )
 from ..errors import InputError
@@ -125,13 +126,37 @@ def _open(path: Path):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            return rasterio.open(path)
+            ds = rasterio.open(path)
     except RasterioIOError as exc:
         if not path.exists():
             raise InputError("file not found", path=path, fix="check the path") from exc
         raise InputError(f"not a readable raster ({_short(exc)})", path=path,
                          fix="give a GeoTIFF, JP2 or VRT; re-export the file if it is truncated or corrupt"
                          ) from exc
+    if ds.driver == "VRT":
+        try:
+            _check_vrt_sources(ds, path)
+        except InputError:
+            ds.close()
+            raise
+    return ds
+
+
+_REMOTE = ("/vsicurl", "/vsis3", "/vsigs", "/vsiaz", "/vsiadls", "/vsioss", "/vsiswift", "/vsihdfs",
+           "/vsiwebhdfs", "http://", "https://", "ftp://")
+
+
+def _check_vrt_sources(ds, path: Path) -> None:
+    """A VRT opens even when its sources are gone (GDAL reads them lazily, and a missing one
+    reads as zeros or fails mid-run); a remote source would be fetched tile by tile over the
+    network. Both are said at open, naming the source."""
+    for src in ds.files[1:]:
+        if src.lower().startswith(_REMOTE):
+            raise InputError(f"the VRT reads {src} over the network", path=path,
+                             fix="download that file and point the VRT at the local copy")
+        if not src.startswith("/vsi") and not Path(src).exists():
+            raise InputError(f"the VRT refers to {src}, which does not exist", path=path,
+                             fix="restore that file, or rebuild the VRT (gdalbuildvrt) from the files you have")
 
 
 def _short(exc: Exception) -> str:
@@ -491,7 +516,7 @@ def _s2_candidates(files: list[Path], band_order: Sequence[str] | None
         if not name:
             name, how = _name_from_tags(tags, _specific_s2_name), HOW_TAG
         if not name and count == 1:
-            name, how = normalize_s2_name(f.stem), HOW_FILENAME
+            name, how = normalize_s2_filename(f.stem), HOW_FILENAME
         if name:
             named.append(BandSource(name, f, i, how, g, dt, nd))
         else:

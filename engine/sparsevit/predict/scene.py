@@ -114,6 +114,45 @@ def _output_names(out_dir: Path, stem: str, opts: PredictOptions) -> _Outputs:
     return o
 
 
+MIN_TILE, MAX_TILE = 16, 8192  # px; Processing's TILE has the same bounds
+
+
+def _tiling(opts: PredictOptions, bundle: ModelBundle) -> tuple[int, int]:
+    """(tile, overlap) of the run; a value the user gave that cannot work is an error, never a
+    quiet substitute. The model's own overlap still shrinks to fit a smaller tile."""
+    if opts.batch_size is None or opts.batch_size < 1:
+        raise InputError(f"--batch-size must be at least 1, not {opts.batch_size}",
+                         fix="e.g. --batch-size 8 (fewer tiles per batch use less memory)")
+    if opts.threads is not None and opts.threads < 0:
+        raise InputError(f"--threads must be 0 (torch's choice) or more, not {opts.threads}",
+                         fix="e.g. --threads 4")
+    if opts.tile and not MIN_TILE <= opts.tile <= MAX_TILE:
+        raise InputError(f"--tile must be {MIN_TILE} to {MAX_TILE} px, not {opts.tile}",
+                         fix=f"omit --tile for the model's own ({bundle.tile} px)")
+    tile = opts.tile or bundle.tile
+    most = max(tile // 2 - 1, 0)
+    if opts.overlap is not None and not 0 <= opts.overlap <= most:
+        raise InputError(f"--overlap must be 0 to {most} px for {tile} px tiles, not {opts.overlap}",
+                         fix=f"omit --overlap for the model's own ({min(bundle.overlap, most)} px here)")
+    return tile, min(opts.overlap if opts.overlap is not None else bundle.overlap, most)
+
+
+def _check_name_length(outputs: _Outputs, out_dir: Path, stem: str) -> None:
+    """Every output (and the staging folder) must fit the file system's name limit, found
+    before any tile is computed rather than at the end of the run."""
+    try:
+        limit = os.pathconf(out_dir, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    names = [Path(p).name for p in outputs.as_dict().values()] + [f".{stem}.partial-{os.getpid()}-xxxxxxxx"]
+    longest = max(names, key=lambda n: len(n.encode()))
+    size = len(longest.encode())
+    if size > limit:
+        raise InputError(f"the output name {longest[:40]}... is {size} bytes long; "
+                         f"this file system takes at most {limit}", path=out_dir,
+                         fix=f"pass a shorter --name (at most {limit - size + len(stem.encode())} bytes)")
+
+
 def _area_window(grid: Grid, area, where: str) -> Window:
     full = Window(0, 0, grid.width, grid.height)
     if area is None:
@@ -137,6 +176,7 @@ def predict_scene(bundle: ModelBundle, s2: str | Path | Sequence[str | Path], ou
     opts = opts or PredictOptions()
     progress = progress or null_progress()
     t_start = time.perf_counter()
+    _tiling(opts, bundle)
     if opts.threads:
         torch.set_num_threads(opts.threads)
     out_dir = Path(out_dir)
@@ -153,6 +193,7 @@ def predict_scene(bundle: ModelBundle, s2: str | Path | Sequence[str | Path], ou
     first = Path(s2[0] if isinstance(s2, (list, tuple)) else s2)
     stem = stem or (first.stem if first.is_file() else first.name)
     outputs = _output_names(out_dir, stem, opts)
+    _check_name_length(outputs, out_dir, stem)
     existing = [p for p in outputs.as_dict().values() if Path(p).exists()]
     if existing and not opts.overwrite:
         raise OutputError("outputs already exist", path=existing[0],
@@ -301,9 +342,7 @@ def _band_plan(bundle: ModelBundle, scene, s1_given: bool, progress: Progress) -
 def _run_tiles(bundle: ModelBundle, scene, s1_scene, window: Window, grid: Grid, staged: _Outputs,
                opts: PredictOptions, device: torch.device, progress: Progress,
                used_bands: Sequence[str] | None = None) -> dict:
-    tile = opts.tile or bundle.tile
-    overlap = opts.overlap if opts.overlap is not None else bundle.overlap
-    overlap = min(overlap, max(tile // 2 - 1, 0))
+    tile, overlap = _tiling(opts, bundle)
     tiles = tile_windows(grid.width, grid.height, tile, overlap)
     scheme = bundle.scheme
     lut = np.full(256, IGNORE, np.uint8)

@@ -219,3 +219,11 @@ def test_band_n_labels_are_positions_not_names(tmp_path):
         assert {s.how for s in scene.bands.values()} == {"position"}
         assert any("count bands" in w for w in scene.warnings)
         assert any("by position" in w for w in scene.warnings)
+
+
+def test_common_names_only_as_the_whole_label():
+    from sparsevit.bands import normalize_s2_filename, normalize_s2_name
+    assert normalize_s2_name("Red") == "B04" and normalize_s2_name(" swir16 ") == "B11"
+    assert normalize_s2_name("green?") is None and normalize_s2_name("red_edge_ratio") is None
+    assert normalize_s2_filename("S2B_30TXK_20230601_0_L2A_nir08") == "B8A"
+    assert normalize_s2_filename("redness_index") is None

@@ -23,6 +23,12 @@ def test_the_changelog_names_every_algorithm_and_the_help_no_polygon_clip(provid
         assert alg.id() in changelog and alg.displayName() in changelog, alg.id()
     help_html = (root / "sparsevit_qgis" / "help" / "index.html").read_text(encoding="utf-8")
     assert "bounding box of the selected polygons" in help_html and "Install engine" in help_html
+    # every action of the panel is explained (the help once left out the compare, export,
+    # reclassify and band-mapping tools)
+    for action in ("Inspect", "Show bands", "Reset to detected", "Preset", "Swipe", "Imagery", "Basemap",
+                   "Add basemap", "Export", "Minimum area", "Simplify", "Reclassify", "Mask clouds",
+                   "Make tile grid", "Tag cells", "Train", "Cancel"):
+        assert f"<b>{action}" in help_html or f"<i>{action}" in help_html, action
 
 
 def test_info_algorithm_returns_the_band_report(provider, real_engine, engine_setting):

@@ -140,17 +140,19 @@ def scheme_file(tmp_path) -> Path:
 
 @pytest.fixture
 def uint8_tif(tmp_path) -> Path:
+    return write_gdal_raster(tmp_path / "classes.tif", 8, 8,
+                             bytes([(i % 3) if i % 10 else 255 for i in range(64)]))
+
+
+def write_gdal_raster(path: Path, width: int, height: int, data: bytes, gdal_type: str = "Byte") -> Path:
+    """A one-band GeoTIFF of ``data`` (raw bytes, row by row) on a 10 m UTM 30N grid."""
     from osgeo import gdal, osr
-    path = tmp_path / "classes.tif"
-    ds = gdal.GetDriverByName("GTiff").Create(str(path), 8, 8, 1, gdal.GDT_Byte)
+    ds = gdal.GetDriverByName("GTiff").Create(str(path), width, height, 1, getattr(gdal, f"GDT_{gdal_type}"))
     ds.SetGeoTransform((500000.0, 10.0, 0.0, 4200000.0, 0.0, -10.0))
     srs = osr.SpatialReference()
     srs.ImportFromEPSG(32630)
     ds.SetProjection(srs.ExportToWkt())
-    band = ds.GetRasterBand(1)
-    band.WriteRaster(0, 0, 8, 8, bytes([(i % 3) if i % 10 else 255 for i in range(64)]))
-    band.FlushCache()
-    band = None
+    ds.GetRasterBand(1).WriteRaster(0, 0, width, height, data)
     ds = None  # close before QGIS opens it; GDAL objects must not outlive the test
     return path
 

@@ -4,6 +4,7 @@ given to the engine as --min-area-pixels / --simplify only for gpkg and only whe
 from __future__ import annotations
 
 import pytest
+from conftest import write_gdal_raster
 from qgis.core import (
     QgsApplication,
     QgsProcessingContext,
@@ -154,19 +155,10 @@ def test_processing_export_passes_polygon_flags_for_gpkg_only(provider, uint8_ti
 @pytest.fixture
 def specks_tif(tmp_path):
     """16 x 16 px of class 0 with three single-pixel specks of class 1."""
-    from osgeo import gdal, osr
-    path = tmp_path / "specks.tif"
-    ds = gdal.GetDriverByName("GTiff").Create(str(path), 16, 16, 1, gdal.GDT_Byte)
-    ds.SetGeoTransform((500000.0, 10.0, 0.0, 4200000.0, 0.0, -10.0))
-    srs = osr.SpatialReference()
-    srs.ImportFromEPSG(32630)
-    ds.SetProjection(srs.ExportToWkt())
     values = bytearray(16 * 16)
     for row, col in ((3, 3), (8, 11), (12, 5)):
         values[row * 16 + col] = 1
-    ds.GetRasterBand(1).WriteRaster(0, 0, 16, 16, bytes(values))
-    ds = None
-    return path
+    return write_gdal_raster(tmp_path / "specks.tif", 16, 16, bytes(values))
 
 
 def test_processing_export_min_area_merges_specks_on_the_real_engine(provider, real_engine,

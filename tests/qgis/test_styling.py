@@ -90,16 +90,11 @@ def test_basemap_template_with_query_is_encoded():
 
 def test_confidence_ramp_leaves_cloudy_pixels_undrawn(qgis_app, tmp_path):
     """-1 (the engine's cloudy pixel) is no confidence: transparent, while 0 and 1 are drawn."""
-    from osgeo import gdal, osr
+    import struct
+
+    from conftest import write_gdal_raster
     from qgis.core import QgsRectangle
-    path = tmp_path / "confidence.tif"
-    ds = gdal.GetDriverByName("GTiff").Create(str(path), 3, 1, 1, gdal.GDT_Float32)
-    ds.SetGeoTransform((500000.0, 10.0, 0.0, 4200000.0, 0.0, -10.0))
-    srs = osr.SpatialReference()
-    srs.ImportFromEPSG(32630)
-    ds.SetProjection(srs.ExportToWkt())
-    ds.GetRasterBand(1).WriteRaster(0, 0, 3, 1, __import__("struct").pack("3f", -1.0, 0.0, 1.0))
-    ds = None
+    path = write_gdal_raster(tmp_path / "confidence.tif", 3, 1, struct.pack("3f", -1.0, 0.0, 1.0), "Float32")
     layer = QgsRasterLayer(str(path), "confidence")
     styling.confidence_renderer(layer)
     block = layer.renderer().block(1, QgsRectangle(500000, 4199990, 500030, 4200000), 3, 1)

@@ -28,6 +28,8 @@ from typing import Sequence
 import numpy as np
 from scipy import ndimage
 
+# the confidence raster's value for a masked cloudy pixel (no data is NaN)
+CLOUD_CONFIDENCE = -1.0
 SCL_CLOUDY = (3, 8, 9, 10)
 BRIGHT_DN = 3000  # reflectance x 10000
 SNOW_NDSI = 0.4

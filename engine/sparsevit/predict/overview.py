@@ -12,9 +12,13 @@ import rasterio
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 
+from ..io.clouds import CLOUD_CONFIDENCE
 from ..report.figures import colorize, grid_png, palette_lut, rgb_image
 
 MAX_SIDE = 768
+# masked clouds (confidence -1): light grey stripes, told apart from the white of no data and
+# from the grey of Highway
+CLOUD_RGB, CLOUD_STRIPE_RGB, CLOUD_HEX = (236, 236, 236), (196, 196, 196), "#dcdcdc"
 
 
 def _decimated_window_read(scene, window: Window, out_shape: tuple[int, int]):
@@ -56,18 +60,26 @@ def write_overview(scene, window: Window, staged, scheme, path: Path, coarse_sch
         maps.append((staged.landcover_coarse,
                      palette_lut(coarse_scheme.colors, coarse_scheme.values, ignore_rgb=(255, 255, 255))))
         titles.append("land cover, coarse")
+    with rasterio.open(staged.confidence) as ds:
+        cloud = ds.read(1, out_shape=shape, resampling=Resampling.nearest) == CLOUD_CONFIDENCE
+    rows, cols = np.indices(shape)
+    stripes = ((rows + cols) // 4) % 2 == 0
     for p, table in maps:
         with rasterio.open(p) as ds:
-            cells.append(colorize(ds.read(1, out_shape=shape, resampling=Resampling.nearest), table))
+            img = colorize(ds.read(1, out_shape=shape, resampling=Resampling.nearest), table)
+        img[cloud] = CLOUD_RGB
+        img[cloud & stripes] = CLOUD_STRIPE_RGB
+        cells.append(img)
     cell = 360 if len(cells) <= 3 else 320
-    detail = _legend(scheme)
+    extra = [("cloud (masked)", CLOUD_HEX)] if cloud.any() else []
+    detail = _legend(scheme) + extra
     if not coarse:
         return grid_png(path, [cells], titles, legend=detail, cell=cell)
     return grid_png(path, [cells], titles, cell=cell, legends=[
         (("pseudomask and detailed map: " if detailed else "pseudomask: ")
          + getattr(scheme, "title", scheme.name), detail),
         ("coarse map: " + getattr(coarse_scheme, "title", coarse_scheme.name),
-         _legend(coarse_scheme))])
+         _legend(coarse_scheme) + extra)])
 
 
 def _legend(scheme) -> list[tuple[str, str]]:

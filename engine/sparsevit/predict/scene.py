@@ -29,6 +29,7 @@ from rasterio.windows import Window, from_bounds
 from ..bundle import ModelBundle
 from ..devices import describe_device, resolve_device
 from ..errors import InputError, OutputError
+from ..io.clouds import CLOUD_CONFIDENCE
 from ..io.scene import Grid, open_s1, open_s2, true_colour
 from ..io.tiles import tile_windows
 from ..io.writers import ClassifiedWriter, FloatWriter
@@ -40,9 +41,6 @@ from ..pseudomasks.postprocess import make_pseudomask
 from ..refine.segmenter import predict_logits_padded
 from ..schemes import IGNORE
 from .blend import BandBlender, TileWeights, argmax_confidence, pseudomask_scores
-
-# confidence of a cloudy pixel (no land cover there); no data is NaN
-CLOUD_CONFIDENCE = -1.0
 
 
 @dataclass

@@ -91,6 +91,13 @@ def test_a_scene_classification_file_masks_the_map_the_confidence_and_the_areas(
     assert counts["cloud_pixels"] == scl[BOX].size and counts["clouds"]["kind"] == "scl"
     areas = json.loads(open(s["outputs"]["areas_json"]).read())
     assert sum(c["pixels"] for c in areas["classes"]) == 512 * 512 - scl[BOX].size
+    # the overview draws them as clouds (grey stripes), not as the white of no data
+    from PIL import Image
+
+    from sparsevit.predict.overview import CLOUD_RGB, CLOUD_STRIPE_RGB
+    png = np.asarray(Image.open(s["outputs"]["overview"]).convert("RGB")).reshape(-1, 3)
+    for colour in (CLOUD_RGB, CLOUD_STRIPE_RGB):
+        assert (png == colour).all(axis=1).sum() > 1000, colour
     # --no-cloud-mask maps them
     out2 = tmp_path / "out2"
     out2.mkdir()

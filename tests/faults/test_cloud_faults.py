@@ -64,3 +64,14 @@ def test_a_corrupt_cloud_mask_is_a_clear_error_and_loses_nothing(capsys, tmp_pat
     assert snapshot(out_dir) == before
     code, _, err = _predict(capsys, src, tiny_bundle, out_dir, "--no-cloud-mask")
     assert code == 0, err
+
+
+def test_a_scene_entirely_under_clouds_gives_empty_maps_and_says_so(capsys, tmp_path, tiny_bundle, out_dir):
+    src = _product(tmp_path / "p", np.full((64, 64), 9, np.uint8))
+    code, out, err = _predict(capsys, src, tiny_bundle, out_dir)
+    assert code == 0, err
+    with rasterio.open(out_dir / "p_landcover.tif") as lc:
+        assert (lc.read(1) == 255).all()
+    areas = json.loads((out_dir / "p_class_areas.json").read_text())
+    assert sum(c["pixels"] for c in areas["classes"]) == 0
+    assert "100.0 % of the valid pixels masked" in out

@@ -94,3 +94,14 @@ def test_baseline_04_without_offsets_is_said_not_guessed(capsys, tmp_path, tiny_
     assert code == 0, err
     warned = [e["message"] for e in _events(out) if e["event"] == "log" and e.get("level") == "warning"]
     assert any("map may be wrong" in w and "dn-offset-1000" in w for w in warned), warned
+
+
+def test_product_metadata_declaring_entities_is_refused_not_expanded(capsys, tmp_path, out_dir):
+    """A 'billion laughs' MTD_MSIL1C.xml: refused before parsing, naming the file."""
+    safe = _l1c_safe(tmp_path, s2_data())
+    mtd = safe / "MTD_MSIL1C.xml"
+    lol = "".join(f'<!ENTITY l{i} "{"&l%d;" % (i - 1) * 10}">' for i in range(1, 10))
+    mtd.write_text(f'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY l0 "lol">{lol}]><r>&l9;</r>')
+    code, _, err = run_cli(capsys, ["info", str(mtd)])
+    line = assert_clean_error(code, err, "info", "MTD_MSIL1C.xml", exit_code=2)
+    assert "DTD or entities" in line

@@ -18,7 +18,6 @@ warning rather than guessed silently.
 """
 from __future__ import annotations
 
-import io
 import json
 import math
 import re
@@ -162,8 +161,12 @@ def read_mtd(path: Path) -> ProductInfo:
     (a file, or an :class:`~sparsevit.io.archive.ArchivePath` inside a zipped product)."""
     try:
         # inside a zip: the member's bytes (an InputError naming the archive when it is damaged)
-        source = io.BytesIO(path.read_bytes()) if isinstance(path, ArchivePath) else path
-        root = ET.parse(source).getroot()
+        data = path.read_bytes()
+        # ESA's product metadata has no DTD; one that declares entities could expand them
+        # without bound (the "billion laughs"), so it is refused before parsing
+        if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
+            raise ET.ParseError("declares a DTD or entities, which product metadata never does")
+        root = ET.fromstring(data)  # nosec B314: no DTD, no entities (checked above)
     except (ET.ParseError, OSError) as exc:
         raise InputError(f"the product metadata is not readable XML ({exc})", path=path,
                          fix="download the product again, or remove the damaged file") from exc

@@ -37,6 +37,7 @@ from ..core.band_mapping import (
     problems,
 )
 from .inputs import tr
+from .narrow import WrapLabel
 
 COL_INDEX, COL_DESCRIPTION, COL_FOUND, COL_NAME = range(4)
 
@@ -70,8 +71,7 @@ class BandMappingEditor(QWidget):
         self._override = False
         self._filling = False  # combos set by code, not by the user
 
-        self.status_label = QLabel(self)
-        self.status_label.setWordWrap(True)
+        self.status_label = WrapLabel(parent=self)  # may name a file: its path may break
         self.table = QTableWidget(0, 4, self)
         self.table.setObjectName("sparsevit_band_mapping")
         self.table.setHorizontalHeaderLabels([tr("Band"), tr("Description"), tr("Engine found"),
@@ -104,15 +104,17 @@ class BandMappingEditor(QWidget):
         self.error_label.setStyleSheet("color: #c00000;")
         self.error_label.setVisible(False)
 
+        # the preset on a row of its own, the buttons under it: fits a narrow panel
         buttons = QHBoxLayout()
         buttons.setContentsMargins(0, 0, 0, 0)
-        buttons.addWidget(self.preset_combo, 1)
         buttons.addWidget(self.load_button)
         buttons.addWidget(self.reset_button)
+        buttons.addStretch(1)
         col = QVBoxLayout(self)
         col.setContentsMargins(0, 0, 0, 0)
         col.addWidget(self.status_label)
         col.addWidget(self.table)
+        col.addWidget(self.preset_combo)
         col.addLayout(buttons)
         col.addWidget(self.order_label)
         col.addWidget(self.error_label)

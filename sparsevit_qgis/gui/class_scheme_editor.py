@@ -17,7 +17,6 @@ from qgis.PyQt.QtGui import QColor
 from qgis.PyQt.QtWidgets import (
     QAbstractItemView,
     QFileDialog,
-    QHBoxLayout,
     QHeaderView,
     QInputDialog,
     QTableWidget,
@@ -30,6 +29,7 @@ from qgis.PyQt.QtWidgets import (
 from ..core.schemes import SchemeClass, SchemeError
 from ..core.user_scheme import MIN_CLASSES, EditableScheme
 from .inputs import tr
+from .narrow import FlowLayout
 
 COL_KEY, COL_NAME, COL_COLOR = 0, 1, 2
 SCHEME_FILTER = "Class scheme (*.json);;All files (*)"
@@ -65,7 +65,7 @@ class ClassSchemeEditor(QWidget):
                                  "tagging tool"))
         self.table.itemChanged.connect(self._item_changed)
 
-        buttons = QHBoxLayout()
+        buttons = FlowLayout()  # wraps onto a second row in a narrow panel
         buttons.setContentsMargins(0, 0, 0, 0)
         self.add_button = self._button(tr("Add"), tr("Add a class"), self._add_clicked)
         self.remove_button = self._button(tr("Remove"), tr("Remove the selected class; its tags "
@@ -83,7 +83,6 @@ class ClassSchemeEditor(QWidget):
         for b in (self.add_button, self.remove_button, self.merge_button, self.up_button,
                   self.down_button, self.load_button, self.save_button):
             buttons.addWidget(b)
-        buttons.addStretch(1)
         col = QVBoxLayout(self)
         col.setContentsMargins(0, 0, 0, 0)
         col.addWidget(self.table)

@@ -37,10 +37,9 @@ from qgis.gui import (
     QgsMapLayerComboBox,
     QgsProjectionSelectionWidget,
 )
-from qgis.PyQt.QtCore import Qt, QTimer
+from qgis.PyQt.QtCore import QEvent, QSize, Qt, QTimer
 from qgis.PyQt.QtWidgets import (
     QButtonGroup,
-    QCheckBox,
     QComboBox,
     QFileDialog,
     QFormLayout,
@@ -49,7 +48,6 @@ from qgis.PyQt.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
-    QRadioButton,
     QScrollArea,
     QSlider,
     QSpinBox,
@@ -99,7 +97,16 @@ from ..core.results import (
 from ..core.schemes import SchemeError
 from ..core.styling import palette_classes, set_group_opacity
 from .band_mapping import BandMappingEditor
-from .inputs import ModelInput, RasterInput, breakable, tr
+from .inputs import ModelInput, RasterInput, tr
+from .narrow import (
+    COMBO_CHARS_BESIDE_BUTTONS,
+    FlowLayout,
+    WrapCheckBox,
+    WrapLabel,
+    WrapRadioButton,
+    breakable,
+    narrow_combos,
+)
 from .train_section import TrainSection
 
 AREA_WHOLE, AREA_CANVAS, AREA_POLYGON = "whole", "canvas", "polygon"
@@ -111,6 +118,32 @@ EXPORT_FORMATS = (
     ("json", "Class areas (JSON)", ".json"),
 )
 HA_PER_PIXEL_AT_10M = 0.01  # a 10 m x 10 m Sentinel-2 pixel is 100 m2
+
+
+class PanelScroll(QScrollArea):
+    """The panel's scroll area: up and down only. The content wraps to the dock's width (long
+    labels, rows of buttons; see gui/narrow.py), and the dock cannot be made narrower than the
+    narrowest the content can be, so nothing is ever cut off at the right edge."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setWidgetResizable(True)
+        self.setFrameShape(QScrollArea.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+
+    def minimumSizeHint(self) -> QSize:
+        hint = super().minimumSizeHint()
+        body = self.widget()
+        if body is None:
+            return hint
+        need = (body.minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width()
+                + 2 * self.frameWidth())
+        return QSize(max(hint.width(), need), hint.height())
+
+    def eventFilter(self, watched, event) -> bool:
+        if watched is self.widget() and event.type() == QEvent.LayoutRequest:
+            self.updateGeometry()  # a section unfolded: the narrowest width may have changed
+        return super().eventFilter(watched, event)
 
 
 class SparseVitDock(QgsDockWidget):
@@ -188,9 +221,9 @@ class SparseVitDock(QgsDockWidget):
 
         area_box = QgsCollapsibleGroupBox(tr("Area"), body)
         area_col = QVBoxLayout(area_box)
-        self.area_whole = QRadioButton(tr("Whole raster"), area_box)
-        self.area_canvas = QRadioButton(tr("Current map canvas extent"), area_box)
-        self.area_polygon = QRadioButton(tr("Bounding box of the selected polygon(s)"), area_box)
+        self.area_whole = WrapRadioButton(tr("Whole raster"), area_box)
+        self.area_canvas = WrapRadioButton(tr("Current map canvas extent"), area_box)
+        self.area_polygon = WrapRadioButton(tr("Bounding box of the selected polygon(s)"), area_box)
         bbox_tip = tr("The engine maps rectangles only: it has no polygon clip, so the bounding "
                       "box of the selected features is mapped, including what lies outside them.")
         self.area_polygon.setToolTip(bbox_tip)
@@ -226,11 +259,11 @@ class SparseVitDock(QgsDockWidget):
             "on top of the detailed one (the detailed map alone for a model without a coarse "
             "level)."))
         opt_form.addRow(tr("Land-cover level"), self.level_combo)
-        self.attention_check = QCheckBox(tr("Per-head attention maps"), opt_box)
-        self.polygons_check = QCheckBox(tr("Land-cover polygons (GeoPackage)"), opt_box)
-        self.overview_check = QCheckBox(tr("PNG overview"), opt_box)
+        self.attention_check = WrapCheckBox(tr("Per-head attention maps"), opt_box)
+        self.polygons_check = WrapCheckBox(tr("Land-cover polygons (GeoPackage)"), opt_box)
+        self.overview_check = WrapCheckBox(tr("PNG overview"), opt_box)
         self.overview_check.setChecked(True)
-        self.clouds_check = QCheckBox(tr("Mask clouds"), opt_box)
+        self.clouds_check = WrapCheckBox(tr("Mask clouds"), opt_box)
         self.clouds_check.setChecked(True)
         self.clouds_check.setToolTip(tr(
             "Cloudy pixels have no land cover: they become no data in the maps and stay out of "
@@ -267,6 +300,7 @@ class SparseVitDock(QgsDockWidget):
         outer.addLayout(buttons)
 
         self.stage_label = QLabel(tr("Idle"), body)
+        self.stage_label.setWordWrap(True)  # "Done in 5.3 s — ⚠ <a warning>"
         self.progress = QProgressBar(body)
         self.progress.setRange(0, 100)
         self.progress.setValue(0)
@@ -279,9 +313,8 @@ class SparseVitDock(QgsDockWidget):
         outer.addWidget(self.progress)
         # the last error next to the Run button: in a panel squeezed under the Processing
         # toolbox the log at the bottom is out of sight, and the message bar shows one line
-        self.error_label = QLabel(body)
+        self.error_label = WrapLabel(parent=body)  # may break the paths in a message
         self.error_label.setObjectName("sparsevit_error")
-        self.error_label.setWordWrap(True)
         self.error_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.error_label.setStyleSheet("color: #b00020;")
         self.error_label.hide()
@@ -298,9 +331,12 @@ class SparseVitDock(QgsDockWidget):
         self.log.setPlaceholderText(tr("Engine messages appear here."))
         outer.addWidget(self.log, 1)
 
-        self.scroll = scroll = QScrollArea(self)  # the panel stays usable on a small screen
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QScrollArea.NoFrame)
+        # no combo box is as wide as its longest item (a layer name, a preset); those that
+        # share a row with buttons are narrower still
+        narrow_combos(body)
+        for combo in (self.basemap_combo, self.train_section.class_combo):
+            narrow_combos(combo, COMBO_CHARS_BESIDE_BUTTONS)
+        self.scroll = scroll = PanelScroll(self)  # the panel stays usable on a small screen
         scroll.setWidget(body)
         self.setWidget(scroll)
 
@@ -374,11 +410,11 @@ class SparseVitDock(QgsDockWidget):
     def _build_results(self, parent) -> QgsCollapsibleGroupBox:
         box = QgsCollapsibleGroupBox(tr("Results of the last run"), parent)
         col = QVBoxLayout(box)
-        self.summary_label = QLabel(tr("No run yet"), box)
-        self.summary_label.setWordWrap(True)
+        self.summary_label = WrapLabel(tr("No run yet"), box)  # may break a long scene name
         self.summary_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         col.addWidget(self.summary_label)
-        row = QHBoxLayout()
+        # the view toggles wrap onto a second row in a narrow panel; the basemap row below
+        row = FlowLayout()
         self.view_group = QButtonGroup(box)
         self.view_group.setExclusive(True)
         self.view_buttons = {}
@@ -407,14 +443,15 @@ class SparseVitDock(QgsDockWidget):
                                         "(true colour, basemap), right of it the results"))
         self.swipe_button.toggled.connect(self.set_swipe)
         row.addWidget(self.swipe_button)
-        row.addStretch(1)
+        col.addLayout(row)
+        row = QHBoxLayout()
         self.basemap_combo = QComboBox(box)
         self.basemap_combo.setToolTip(tr("The basemap under the results: a preset, or Custom… for "
                                          "an XYZ tile URL, an MBTiles file or a local XYZ folder "
                                          "(offline). Saved in the settings."))
         self._fill_basemap_combo()
         self.basemap_combo.activated.connect(self._basemap_chosen)
-        row.addWidget(self.basemap_combo)
+        row.addWidget(self.basemap_combo, 1)
         self.basemap_button = QPushButton(tr("Add basemap"), box)
         self.basemap_button.setToolTip(tr("Add the chosen basemap at the bottom of the layer list"))
         self.basemap_button.clicked.connect(self.add_basemap)
@@ -463,7 +500,11 @@ class SparseVitDock(QgsDockWidget):
             "At 10 m pixels 1 px = {0:g} ha: 25 px = 0.25 ha, 100 px = 1 ha. "
             "0 keeps every patch.").format(HA_PER_PIXEL_AT_10M))
         self.export_min_area.setValue(settings.export_min_area_pixels())
+        # QgsDoubleSpinBox's own minimum width (108 px) is less than its text needs: the row
+        # squeezed it to "ery patch)" instead of putting the label above it
+        self.export_min_area.setMinimumWidth(0)
         self.export_min_area_ha = QLabel(box)
+        self.export_min_area_ha.setWordWrap(True)
         self.export_min_area.valueChanged.connect(self._export_options_changed)
         min_area_row = QWidget(box)
         row = QHBoxLayout(min_area_row)
@@ -485,6 +526,7 @@ class SparseVitDock(QgsDockWidget):
             "raster). Each polygon is simplified on its own: neighbours may then overlap or "
             "leave small gaps. 0 keeps the exact pixel outlines."))
         self.export_simplify.setValue(settings.export_simplify())
+        self.export_simplify.setMinimumWidth(0)
         self.export_simplify.valueChanged.connect(self._export_options_changed)
         self.export_simplify_label = QLabel(tr("Simplify"), box)
         form.addRow(self.export_simplify_label, self.export_simplify)
@@ -642,7 +684,7 @@ class SparseVitDock(QgsDockWidget):
         self.refresh_engine_label()
         self.probe_device()
 
-    def showEvent(self, event):  # noqa: N802 - Qt
+    def showEvent(self, event):  # Qt
         """The panel opens: ask the engine for its device (once per interpreter, cached)."""
         super().showEvent(event)
         if self._probe_task is None and (self._probe is None or not self._probe.final):

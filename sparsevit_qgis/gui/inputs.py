@@ -16,7 +16,6 @@ from qgis.PyQt.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QLabel,
-    QRadioButton,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -24,16 +23,10 @@ from qgis.PyQt.QtWidgets import (
 
 from ..core import model_registry, settings
 from ..core.predict_job import JobError
+from .narrow import WrapRadioButton, breakable
 
 RASTER_FILTER = "Rasters (*.tif *.tiff *.vrt *.jp2 *.img);;Zipped SAFE products (*.zip);;All files (*)"
 MODEL_FILTER = "SparseViT model (bundle.json *.safetensors);;All files (*)"
-
-
-def breakable(text: str) -> str:
-    """``text`` with zero-width spaces after path separators: a word-wrapped label may break a
-    long path there instead of widening the whole panel past the screen (the Install engine
-    button was pushed out of sight on first open)."""
-    return str(text).replace("/", "/\u200b").replace("\\", "\\\u200b")
 
 
 def tr(text: str) -> str:
@@ -101,9 +94,9 @@ class ModelInput(QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.default_radio = QRadioButton(tr("Bundled default model"), self)
-        self.trained_radio = QRadioButton(tr("Trained model"), self)
-        self.custom_radio = QRadioButton(tr("Model folder or file"), self)
+        self.default_radio = WrapRadioButton(tr("Bundled default model"), self)
+        self.trained_radio = WrapRadioButton(tr("Trained model"), self)
+        self.custom_radio = WrapRadioButton(tr("Model folder or file"), self)
         self.group = QButtonGroup(self)
         for b in (self.default_radio, self.trained_radio, self.custom_radio):
             self.group.addButton(b)
@@ -146,7 +139,9 @@ class ModelInput(QWidget):
         present = default is not None and (default / "bundle.json").is_file()
         self.default_label.setText(breakable(tr("  {0}").format(default) if present
                                    else tr("  missing: {0}").format(default or tr("no resources folder"))))
-        self.default_label.setToolTip(settings.missing_default_model_message() if not present else "")
+        # the path wraps at its slashes; the tooltip has it in one piece
+        self.default_label.setToolTip(settings.missing_default_model_message() if not present
+                                      else str(default))
         if present:
             self.default_radio.setToolTip(model_registry.model_summary(default))
 

@@ -28,7 +28,6 @@ from qgis.gui import QgsCollapsibleGroupBox, QgsFieldComboBox, QgsFileWidget, Qg
 from qgis.PyQt.QtGui import QColor, QIcon, QPixmap
 from qgis.PyQt.QtWidgets import (
     QButtonGroup,
-    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
@@ -36,7 +35,6 @@ from qgis.PyQt.QtWidgets import (
     QLabel,
     QListWidget,
     QPushButton,
-    QRadioButton,
     QSpinBox,
     QToolButton,
     QVBoxLayout,
@@ -63,6 +61,7 @@ from ..core.tags import GRID_LAYER, GRID_PROPERTY, grid_tile_size, is_grid_layer
 from ..core.user_scheme import EditableScheme
 from .class_scheme_editor import ClassSchemeEditor
 from .inputs import RasterInput, tr
+from .narrow import WrapCheckBox, WrapRadioButton
 from .tagging_tool import TaggingTool
 
 TILE_PROPERTY = "sparsevit/tile"  # the tile size (px) a grid was made with
@@ -153,8 +152,8 @@ class TrainSection(QgsCollapsibleGroupBox):
         col.addLayout(form)
 
         # labels: a grid to tag, or a layer with a class field
-        self.labels_grid = QRadioButton(tr("Tag cells of a tile grid"), self)
-        self.labels_layer = QRadioButton(tr("A point, line or polygon layer with a class field"), self)
+        self.labels_grid = WrapRadioButton(tr("Tag cells of a tile grid"), self)
+        self.labels_layer = WrapRadioButton(tr("A point, line or polygon layer with a class field"), self)
         self.labels_group = QButtonGroup(self)
         for b in (self.labels_grid, self.labels_layer):
             self.labels_group.addButton(b)
@@ -168,7 +167,7 @@ class TrainSection(QgsCollapsibleGroupBox):
         grid_form = QFormLayout(self.grid_box)
         grid_form.setContentsMargins(12, 0, 0, 0)
         grid_form.setRowWrapPolicy(QFormLayout.WrapLongRows)
-        self.grid_canvas_check = QCheckBox(tr("Only the current map canvas extent"), self.grid_box)
+        self.grid_canvas_check = WrapCheckBox(tr("Only the current map canvas extent"), self.grid_box)
         grid_form.addRow(self.grid_canvas_check)
         self.make_grid_button = QPushButton(tr("Make tile grid"), self.grid_box)
         self.make_grid_button.setToolTip(tr("Write a grid of square cells aligned to the raster's "
@@ -202,11 +201,16 @@ class TrainSection(QgsCollapsibleGroupBox):
         self.save_tags_button.setToolTip(tr("Write the tags into the grid's file (training reads "
                                             "unsaved tags too)"))
         self.save_tags_button.clicked.connect(self.save_tags)
+        # two rows: the tool and its class, then Undo and Save tags (one row is too wide for a
+        # narrow panel)
         tag_row.addWidget(self.tag_button)
         tag_row.addWidget(self.class_combo, 1)
-        tag_row.addWidget(self.undo_button)
-        tag_row.addWidget(self.save_tags_button)
         grid_form.addRow(tag_row)
+        tag_row_2 = QHBoxLayout()
+        tag_row_2.addWidget(self.undo_button)
+        tag_row_2.addWidget(self.save_tags_button)
+        tag_row_2.addStretch(1)
+        grid_form.addRow(tag_row_2)
         self.tag_counts_label = QLabel(self.grid_box)
         self.tag_counts_label.setWordWrap(True)
         grid_form.addRow(self.tag_counts_label)
@@ -228,8 +232,8 @@ class TrainSection(QgsCollapsibleGroupBox):
         self.labels_combo.layerChanged.connect(self.field_combo.setLayer)
         layer_form.addRow(tr("Labels layer"), self.labels_combo)
         layer_form.addRow(tr("Class field"), self.field_combo)
-        self.use_scheme_check = QCheckBox(tr("Use the class scheme below (else: the distinct field values)"),
-                                          self.layer_box)
+        self.use_scheme_check = WrapCheckBox(tr("Use the class scheme below (else: the distinct field values)"),
+                                             self.layer_box)
         self.use_scheme_check.setChecked(True)
         layer_form.addRow(self.use_scheme_check)
         self.classes_from_field_button = QPushButton(tr("Classes from this field"), self.layer_box)
@@ -275,7 +279,7 @@ class TrainSection(QgsCollapsibleGroupBox):
                                         "setting, which also gives the device); fewer keep QGIS "
                                         "and other programs responsive"))
         opts.addRow(tr("CPU threads"), self.threads_spin)
-        self.predict_check = QCheckBox(tr("Map the raster(s) when trained"), self)
+        self.predict_check = WrapCheckBox(tr("Map the raster(s) when trained"), self)
         self.predict_check.setChecked(True)
         opts.addRow(self.predict_check)
         self.output_dir = QgsFileWidget(self)

@@ -75,3 +75,12 @@ def test_a_scene_entirely_under_clouds_gives_empty_maps_and_says_so(capsys, tmp_
     areas = json.loads((out_dir / "p_class_areas.json").read_text())
     assert sum(c["pixels"] for c in areas["classes"]) == 0
     assert "100.0 % of the valid pixels masked" in out
+
+
+def test_without_the_suns_position_shadows_are_said_to_stay_mapped(capsys, tmp_path, tiny_bundle, out_dir):
+    src = _product(tmp_path / "p")  # bands only: the brightness flag, no sun angles
+    code, out, err = _predict(capsys, src, tiny_bundle, out_dir)
+    assert code == 0, err
+    assert "cloud shadows: not masked (the input does not say where the sun was)" in out
+    run = json.loads((out_dir / "p_run.json").read_text())
+    assert run["counts"]["clouds"]["kind"] == "brightness" and "shadows" not in run["counts"]["clouds"]

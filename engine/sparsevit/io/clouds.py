@@ -16,7 +16,14 @@ Sources, first found wins:
   surface), not snow (NDSI < 0.4 when B11 is there), in patches of at least 5 x 5 pixels and of
   a cloud's colour (grey to bluish, not darker in the near infrared) so bright roofs stay
   mapped, grown by 80 m to take the thinner rims. It finds thick clouds and their rims only,
-  not thin clouds on their own or cloud shadows, and says so.
+  not thin clouds on their own, and says so.
+
+Cloud shadows, for the masks that lack them (the brightness flag, MSK_CLASSI), where the input
+says where the sun was (a SAFE granule's ``MTD_TL.xml``, an Earth Engine ``metadata.json`` or
+the same keys as tags): every cloud is swept away from the sun for cloud heights of 200 to
+6000 m, and the dark land pixels there (near infrared below 0.6 of the clear land's median, not
+water-like) are masked too, as patches with a 30 m edge. Without the sun's position shadows stay
+mapped (the model reads them as water) and the log says so.
 """
 from __future__ import annotations
 
@@ -40,6 +47,14 @@ _OPEN = 5  # px: a bright patch smaller than this is a roof or a greenhouse, not
 # into the mask, as cloud masks of the Fmask family buffer theirs
 BUFFER = 8
 _DISK = np.hypot(*np.mgrid[-BUFFER:BUFFER + 1, -BUFFER:BUFFER + 1]) <= BUFFER
+# cloud shadows: searched this far from their cloud (cloud heights, m), and a shadowed pixel is
+# darker in the near infrared than this share of the scene's clear-land median
+SHADOW_HEIGHTS_M = (200, 6000)
+SHADOW_NIR_SHARE = 0.6
+# the shadow search reads the scene at most this many pixels on a side (decimated above)
+SHADOW_MAX_SIDE = 2048
+# masks without cloud shadows, to which projected shadows are added
+NO_SHADOWS = ("brightness", "msk_classi")
 
 KIND_SCL, KIND_CLASSI, KIND_MASK, KIND_BRIGHT = "scl", "msk_classi", "cloud_mask", "brightness"
 _DESCRIBE = {
@@ -48,7 +63,7 @@ _DESCRIBE = {
     KIND_MASK: "the cloud mask beside the bands (non-zero: cloud or shadow)",
     KIND_BRIGHT: (f"a brightness flag (no cloud mask in the input): blue and visible reflectance "
                   f"above {BRIGHT_DN / 10000:g}, grey to bluish, not snow, grown by {BUFFER * 10} m; "
-                  "thick clouds only, not thin clouds or cloud shadows"),
+                  "thick clouds only, not thin clouds"),
 }
 
 
@@ -107,9 +122,10 @@ def by_name(path: Path, index: int, description: str | None, count: int) -> Clou
     return None
 
 
-def bright(data: np.ndarray, bands: Sequence[str], valid: np.ndarray) -> np.ndarray:
+def bright(data: np.ndarray, bands: Sequence[str], valid: np.ndarray, factor: int = 1) -> np.ndarray:
     """Brightness flag [H, W] on model DN ``data`` [C, H, W] whose channels are ``bands``
-    (absent bands NaN); all False without B02, B03 and B04."""
+    (absent bands NaN); all False without B02, B03 and B04. ``factor``: pixels of ``factor``
+    x 10 m (a decimated read), so the patch size and the buffer keep their ground size."""
     names = list(bands)
     try:
         b2, b3, b4 = (data[names.index(b)] for b in ("B02", "B03", "B04"))
@@ -124,11 +140,19 @@ def bright(data: np.ndarray, bands: Sequence[str], valid: np.ndarray) -> np.ndar
     if not flag.any():
         return flag
     # edge padding: a cloud cut by the window border is not eroded there
-    pad = _OPEN // 2
-    opened = ndimage.binary_opening(np.pad(flag, pad, mode="edge"), np.ones((_OPEN, _OPEN), bool))
-    opened = _cloud_coloured(opened[pad:-pad, pad:-pad], b2, b4,
+    size = max(1, round(_OPEN / factor))
+    pad = size // 2
+    opened = ndimage.binary_opening(np.pad(flag, pad, mode="edge"), np.ones((size, size), bool))
+    opened = _cloud_coloured(opened[pad:opened.shape[0] - pad, pad:opened.shape[1] - pad], b2, b4,
                              data[names.index("B08")] if "B08" in names else None)
-    return ndimage.binary_dilation(opened, _DISK) & valid if opened.any() else opened
+    if not opened.any():
+        return opened
+    disk = _DISK if factor == 1 else _disk(max(1, round(BUFFER / factor)))
+    return ndimage.binary_dilation(opened, disk) & valid
+
+
+def _disk(r: int) -> np.ndarray:
+    return np.hypot(*np.mgrid[-r:r + 1, -r:r + 1]) <= r
 
 
 def _cloud_coloured(patches: np.ndarray, b2: np.ndarray, b4: np.ndarray, b8: np.ndarray | None) -> np.ndarray:
@@ -146,3 +170,102 @@ def _cloud_coloured(patches: np.ndarray, b2: np.ndarray, b4: np.ndarray, b8: np.
         if b8 is not None and np.isfinite(b8).any():
             keep &= ndimage.median(b8 / b4, labels, idx) >= MIN_NIR_RED
     return np.concatenate([[False], keep])[labels]
+
+
+# --------------------------------------------------------------------------------------------
+# cloud shadows
+@dataclass(frozen=True)
+class SunAngles:
+    """Mean sun zenith and azimuth (degrees, azimuth clockwise from north) and where they came
+    from."""
+
+    zenith: float
+    azimuth: float
+    source: str
+
+    def to_dict(self) -> dict:
+        return {"zenith": round(self.zenith, 2), "azimuth": round(self.azimuth, 2), "source": self.source}
+
+
+def sun_from_json(meta: dict, source: str) -> SunAngles | None:
+    """Earth Engine's ``MEAN_SOLAR_ZENITH_ANGLE`` / ``MEAN_SOLAR_AZIMUTH_ANGLE`` (in
+    ``metadata.json`` or as tags)."""
+    keys = {str(k).upper(): v for k, v in meta.items()}
+    try:
+        z, a = float(keys["MEAN_SOLAR_ZENITH_ANGLE"]), float(keys["MEAN_SOLAR_AZIMUTH_ANGLE"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return SunAngles(z, a, source) if 0 <= z < 85 and 0 <= a <= 360 else None
+
+
+def sun_from_tile_xml(root, source: str) -> SunAngles | None:
+    """``Mean_Sun_Angle`` of a SAFE granule's ``MTD_TL.xml`` (an ElementTree root)."""
+    for el in root.iter():
+        if el.tag.rsplit("}", 1)[-1] == "Mean_Sun_Angle":
+            vals = {c.tag.rsplit("}", 1)[-1]: c.text for c in el}
+            return sun_from_json({"MEAN_SOLAR_ZENITH_ANGLE": vals.get("ZENITH_ANGLE"),
+                                  "MEAN_SOLAR_AZIMUTH_ANGLE": vals.get("AZIMUTH_ANGLE")}, source)
+    return None
+
+
+@dataclass
+class ShadowMask:
+    """Cloud shadows of an area read at ``factor`` x the grid's pixel size: ``mask`` [h, w]
+    starts at (``row_off``, ``col_off``) of the grid."""
+
+    mask: np.ndarray
+    factor: int
+    row_off: int
+    col_off: int
+
+    def crop(self, row_off: int, col_off: int, height: int, width: int) -> np.ndarray:
+        """The shadows of a grid window, nearest neighbour onto the full grid."""
+        f = self.factor
+        rows = np.clip((np.arange(height) + row_off - self.row_off) // f, 0, self.mask.shape[0] - 1)
+        cols = np.clip((np.arange(width) + col_off - self.col_off) // f, 0, self.mask.shape[1] - 1)
+        return self.mask[rows[:, None], cols[None, :]]
+
+
+def project_shadows(cloud: np.ndarray, dark: np.ndarray, sun: SunAngles, pixel_m: float,
+                    heights_m: tuple[float, float] = SHADOW_HEIGHTS_M) -> np.ndarray:
+    """Dark pixels where a cloud of ``cloud`` casts its shadow for any cloud height in
+    ``heights_m``: the cloud mask swept away from the sun, one pixel at a time, as the
+    geometric step of Fmask does (without its height matching)."""
+    tan_z = np.tan(np.radians(sun.zenith))
+    # the shadow lies opposite the sun: towards azimuth + 180 deg; rows grow southwards
+    d_col, d_row = -np.sin(np.radians(sun.azimuth)), np.cos(np.radians(sun.azimuth))
+    near, far = (h * tan_z / pixel_m for h in heights_m)
+    swept = np.zeros_like(cloud)
+    h, w = cloud.shape
+    for d in np.arange(near, far + 1, 1.0):
+        dr, dc = int(round(d * d_row)), int(round(d * d_col))
+        if abs(dr) >= h or abs(dc) >= w:
+            break
+        src = cloud[max(0, -dr):h - max(0, dr), max(0, -dc):w - max(0, dc)]
+        swept[max(0, dr):h - max(0, -dr), max(0, dc):w - max(0, -dc)] |= src
+    shadow = swept & dark & ~cloud
+    if not shadow.any():
+        return shadow
+    # a shadow is a patch: close the holes the per-pixel test leaves, drop specks, and take
+    # its soft edge (about 30 m) as the cloud rims are taken
+    k = max(1, round(30 / pixel_m))
+    shadow = ndimage.binary_closing(shadow, _disk(k), border_value=0)
+    labels, n = ndimage.label(shadow)
+    sizes = ndimage.sum(shadow, labels, np.arange(1, n + 1))
+    keep = np.concatenate([[False], sizes * pixel_m ** 2 >= _OPEN ** 2 * 100])
+    shadow = ndimage.binary_dilation(keep[labels], _disk(k))
+    return shadow & ~cloud
+
+
+def dark_not_water(data: np.ndarray, bands: Sequence[str], valid: np.ndarray, clear: np.ndarray) -> np.ndarray:
+    """Pixels darker in the near infrared than :data:`SHADOW_NIR_SHARE` of the clear land's
+    median, and not water-like (NDWI < 0): shadowed land. Shadows on water are left alone (the
+    map says water there either way)."""
+    names = list(bands)
+    b3, b8 = data[names.index("B03")], data[names.index("B08")]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ndwi = (b3 - b8) / np.maximum(b3 + b8, 1)
+        land = clear & valid & (ndwi < 0)
+        if land.sum() < 100:
+            return np.zeros(valid.shape, bool)
+        return valid & (ndwi < 0) & (b8 < SHADOW_NIR_SHARE * np.median(b8[land]))

@@ -156,9 +156,9 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-def read_mtd(path: Path) -> ProductInfo:
-    """Level, baseline, quantification and per-band offsets from MTD_MSIL1C.xml / MTD_MSIL2A.xml
-    (a file, or an :class:`~sparsevit.io.archive.ArchivePath` inside a zipped product)."""
+def read_xml(path: Path):
+    """The ElementTree root of a product's XML metadata (a file, or an
+    :class:`~sparsevit.io.archive.ArchivePath` inside a zipped product)."""
     try:
         # inside a zip: the member's bytes (an InputError naming the archive when it is damaged)
         data = path.read_bytes()
@@ -166,10 +166,16 @@ def read_mtd(path: Path) -> ProductInfo:
         # without bound (the "billion laughs"), so it is refused before parsing
         if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
             raise ET.ParseError("declares a DTD or entities, which product metadata never does")
-        root = ET.fromstring(data)  # nosec B314: no DTD, no entities (checked above)
+        return ET.fromstring(data)  # nosec B314: no DTD, no entities (checked above)
     except (ET.ParseError, OSError) as exc:
         raise InputError(f"the product metadata is not readable XML ({exc})", path=path,
                          fix="download the product again, or remove the damaged file") from exc
+
+
+def read_mtd(path: Path) -> ProductInfo:
+    """Level, baseline, quantification and per-band offsets from MTD_MSIL1C.xml / MTD_MSIL2A.xml
+    (a file, or an :class:`~sparsevit.io.archive.ArchivePath` inside a zipped product)."""
+    root = read_xml(path)
     info = ProductInfo(SRC_SAFE, str(path))
     band_of_id = dict(ESA_BAND_IDS)
     offsets_by_id: dict[str, float] = {}

@@ -8,6 +8,7 @@ window never touches more than that window of every source.
 """
 from __future__ import annotations
 
+import json
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -298,6 +299,8 @@ class S2Scene(_OpenSources):
     smoothing: "_blocky.Smoothing | None" = None
     # where cloudy pixels come from (io/clouds.py): a mask of the product, else the brightness flag
     clouds: "_clouds.CloudSource" = field(default_factory=lambda: _clouds.CloudSource(_clouds.KIND_BRIGHT))
+    # the sun's position, from the product metadata: cloud shadows are projected with it
+    sun: "_clouds.SunAngles | None" = None
     _handles: dict = field(default_factory=dict, repr=False)
 
     # -- description ------------------------------------------------------------------------
@@ -328,7 +331,7 @@ class S2Scene(_OpenSources):
                 "grid": self.grid.to_dict(), "dtype": self.dtype, "nodata": self.nodata,
                 "radiometry": self.radiometry.to_dict() if self.radiometry is not None else None,
                 "smoothed": self.smoothing.to_dict() if self.smoothing is not None else None,
-                "clouds": self.clouds.to_dict(),
+                "clouds": self.clouds.to_dict(), "sun": self.sun.to_dict() if self.sun else None,
                 "warnings": list(self.warnings)}
 
     # -- reading ----------------------------------------------------------------------------
@@ -419,15 +422,18 @@ class S2Scene(_OpenSources):
         return sm[r0 - R0:r0 - R0 + h, c0 - C0:c0 - C0 + w]
 
     def read_clouds(self, window: Window, data: np.ndarray | None = None,
-                    bands: Sequence[str] | None = None, valid: np.ndarray | None = None) -> np.ndarray:
+                    bands: Sequence[str] | None = None, valid: np.ndarray | None = None,
+                    factor: int = 1) -> np.ndarray:
         """Cloudy pixels [H, W] of ``window``: from the product's mask (nearest neighbour onto
-        the grid), or the brightness flag on ``data`` (model DN, channels ``bands``)."""
-        h, w = int(window.height), int(window.width)
+        the grid), or the brightness flag on ``data`` (model DN, channels ``bands``).
+        ``factor`` > 1: at that many grid pixels a side (``data`` read so, see
+        :meth:`cloud_shadows`)."""
+        h, w = -(-int(window.height) // factor), -(-int(window.width) // factor)
         src = self.clouds
         if src.kind == _clouds.KIND_BRIGHT:
             if data is None or bands is None:
                 raise ValueError("the brightness flag needs the data")
-            return _clouds.bright(data, bands, valid if valid is not None else np.ones((h, w), bool))
+            return _clouds.bright(data, bands, valid if valid is not None else np.ones((h, w), bool), factor)
         key = "__clouds__"  # not a ("file", path) key: a warped view is closed before its file
         if key not in self._handles:
             try:
@@ -450,14 +456,59 @@ class S2Scene(_OpenSources):
         try:
             if mode == "scale":
                 sx, sy = ds.width / self.grid.width, ds.height / self.grid.height
-                swin = Window(window.col_off * sx, window.row_off * sy, w * sx, h * sy)
+                swin = Window(window.col_off * sx, window.row_off * sy, window.width * sx, window.height * sy)
                 vals = ds.read(idx, window=swin, out_shape=(len(idx), h, w), resampling=Resampling.nearest)
+            elif factor > 1:
+                vals = ds.read(idx, window=window, out_shape=(len(idx), h, w), resampling=Resampling.nearest)
             else:
                 vals = ds.read(idx, window=window)
         except RasterioIOError as exc:
             raise InputError(f"cannot read the cloud mask ({_short(exc)})", path=src.path,
                              fix="the file is truncated or corrupt; or pass --no-cloud-mask") from exc
         return src.cloudy(vals).any(axis=0)
+
+    def cloud_shadows(self, window: Window) -> "_clouds.ShadowMask | None":
+        """Shadows of the clouds in ``window`` (io/clouds.py), for masks that leave them out
+        (the brightness flag, MSK_CLASSI) when the sun's position is known; None otherwise.
+        The area is read once, decimated to at most ``SHADOW_MAX_SIDE`` pixels a side, since
+        a shadow can fall a few kilometres from its cloud, further than any tile reaches."""
+        if self.sun is None or self.clouds.kind not in _clouds.NO_SHADOWS \
+                or not {"B02", "B03", "B04", "B08"} <= set(self.bands):
+            return None
+        bands = [b for b in ("B02", "B03", "B04", "B08", "B11") if b in self.bands]
+        f = max(1, -(-max(int(window.height), int(window.width)) // _clouds.SHADOW_MAX_SIDE))
+        data, valid = self._read_decimated(window, bands, f)
+        cloud = self.read_clouds(window, data, bands, valid, factor=f) & valid
+        if not cloud.any():
+            return _clouds.ShadowMask(np.zeros(valid.shape, bool), f, int(window.row_off), int(window.col_off))
+        dark = _clouds.dark_not_water(data, bands, valid, ~cloud)
+        shadow = _clouds.project_shadows(cloud, dark, self.sun, max(self.grid.res_m()) * f)
+        return _clouds.ShadowMask(shadow, f, int(window.row_off), int(window.col_off))
+
+    def _read_decimated(self, window: Window, bands: Sequence[str], f: int) -> tuple[np.ndarray, np.ndarray]:
+        """As :meth:`read`, at ``f`` x ``f`` grid pixels per pixel (block averages)."""
+        if f == 1:
+            return self.read(window, bands)
+        shape = (-(-int(window.height) // f), -(-int(window.width) // f))
+        data = np.empty((len(bands),) + shape, np.float32)
+        valid = np.ones(shape, bool)
+        zero_is_nodata = self.nodata is None and np.dtype(self.dtype).kind in "ui"
+        for i, name in enumerate(bands):
+            ds, idx, mode = self._reader(name)
+            win = window
+            if mode == "scale":
+                sx, sy = ds.width / self.grid.width, ds.height / self.grid.height
+                win = Window(window.col_off * sx, window.row_off * sy, window.width * sx, window.height * sy)
+            try:
+                arr = ds.read(idx, window=win, out_shape=shape, resampling=Resampling.average,
+                              out_dtype="float32")
+            except RasterioIOError as exc:
+                raise InputError(f"cannot read pixels ({_short(exc)})", path=self.bands[name].path,
+                                 fix="the file is truncated or corrupt: download or export it again") from exc
+            valid &= self._band_valid(name, arr, zero_is_nodata)
+            data[i] = arr if self.radiometry is None else self.radiometry.apply(name, arr)
+        data[:, ~valid] = 0
+        return data, valid
 
     def detect_blocky_bands(self) -> None:
         """Set :attr:`smoothing` from a central full-resolution window (io/blocky_bands.py)."""
@@ -570,6 +621,36 @@ def _find_clouds(metadata_files: list, unnamed: list[tuple[Path, int]]) -> "_clo
     return None
 
 
+def _find_sun(metadata_files: list, files: list[Path]) -> "_clouds.SunAngles | None":
+    """The sun's mean position from a SAFE granule's MTD_TL.xml, an Earth Engine metadata.json
+    beside the bands, or the same keys in the first file's tags."""
+    for mtd in metadata_files:
+        root = mtd.parent
+        members = root.files() if isinstance(root, ArchivePath) else sorted(root.glob("GRANULE/*/MTD_TL.xml"))
+        for m in members:
+            if Path(str(m)).name == "MTD_TL.xml":
+                try:
+                    sun = _clouds.sun_from_tile_xml(_radiometry.read_xml(m), str(m))
+                except InputError:
+                    sun = None  # a damaged granule file costs the shadows, not the run
+                if sun is not None:
+                    return sun
+    for folder in dict.fromkeys(f.parent for f in files if not isinstance(f, ArchivePath)):
+        meta = folder / "metadata.json"
+        if meta.is_file():
+            try:
+                doc = json.loads(meta.read_text(encoding="utf-8"))
+            except (OSError, ValueError, UnicodeDecodeError):
+                continue
+            sun = _clouds.sun_from_json(doc, str(meta)) if isinstance(doc, dict) else None
+            if sun is not None:
+                return sun
+    if files:
+        with _open(files[0]) as ds:
+            return _clouds.sun_from_json(ds.tags(), f"{files[0]} (tags)")
+    return None
+
+
 def open_s2(inputs: str | Path | Sequence[str | Path], band_order: Sequence[str] | None = None,
             required: Iterable[str] | None = S2_BANDS_NO_CIRRUS, radiometry: str | None = None,
             smooth_blocky: bool = True) -> S2Scene:
@@ -646,6 +727,8 @@ def open_s2(inputs: str | Path | Sequence[str | Path], band_order: Sequence[str]
                     warnings=notes, metadata_files=metadata_files)
     if cloud_src is not None:
         scene.clouds = cloud_src
+    if scene.clouds.kind in _clouds.NO_SHADOWS:
+        scene.sun = _find_sun(metadata_files, files)
     if required is not None:
         scene.require(required)
     scene.radiometry = _radiometry.detect(scene, override=radiometry)

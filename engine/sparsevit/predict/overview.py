@@ -16,7 +16,7 @@ from ..io.clouds import CLOUD_CONFIDENCE
 from ..report.figures import colorize, grid_png, palette_lut, rgb_image
 
 MAX_SIDE = 768
-# masked clouds (confidence -1): light grey stripes, told apart from the white of no data and
+# masked clouds and shadows (confidence -1): light grey stripes, told apart from the white of no data and
 # from the grey of Highway
 CLOUD_RGB, CLOUD_STRIPE_RGB, CLOUD_HEX = (236, 236, 236), (196, 196, 196), "#dcdcdc"
 
@@ -71,7 +71,7 @@ def write_overview(scene, window: Window, staged, scheme, path: Path, coarse_sch
         img[cloud & stripes] = CLOUD_STRIPE_RGB
         cells.append(img)
     cell = 360 if len(cells) <= 3 else 320
-    extra = [("cloud (masked)", CLOUD_HEX)] if cloud.any() else []
+    extra = [("cloud or shadow (masked)", CLOUD_HEX)] if cloud.any() else []
     detail = _legend(scheme) + extra
     if not coarse:
         return grid_png(path, [cells], titles, legend=detail, cell=cell)

@@ -29,7 +29,7 @@ from rasterio.windows import Window, from_bounds
 from ..bundle import ModelBundle
 from ..devices import describe_device, resolve_device
 from ..errors import InputError, OutputError
-from ..io.clouds import CLOUD_CONFIDENCE
+from ..io.clouds import CLOUD_CONFIDENCE, NO_SHADOWS, SHADOW_HEIGHTS_M
 from ..io.scene import Grid, open_s1, open_s2, true_colour
 from ..io.tiles import tile_windows
 from ..io.writers import ClassifiedWriter, FloatWriter
@@ -112,6 +112,7 @@ def _output_names(out_dir: Path, stem: str, opts: PredictOptions) -> _Outputs:
     return o
 
 
+_SHADOW_RANGE = "{0}-{1} m".format(*SHADOW_HEIGHTS_M)
 MIN_TILE, MAX_TILE = 16, 8192  # px; Processing's TILE has the same bounds
 
 
@@ -361,6 +362,7 @@ def _run_tiles(bundle: ModelBundle, scene, s1_scene, window: Window, grid: Grid,
     used = list(used_bands) if used_bands is not None else list(bundle.s2_bands)
 
     clouds = scene.clouds if opts.cloud_mask else None
+    shadows = scene.cloud_shadows(window) if clouds is not None else None
     n_s2 = len(bundle.s2_bands)
 
     def read(batch):
@@ -371,7 +373,10 @@ def _run_tiles(bundle: ModelBundle, scene, s1_scene, window: Window, grid: Grid,
             if clouds is not None:
                 w = Window(t.window.col_off + window.col_off, t.window.row_off + window.row_off,
                            t.window.width, t.window.height)
-                cloud = scene.read_clouds(w, data[:n_s2], bundle.s2_bands, valid) & valid
+                cloud = scene.read_clouds(w, data[:n_s2], bundle.s2_bands, valid)
+                if shadows is not None:
+                    cloud |= shadows.crop(int(w.row_off), int(w.col_off), int(w.height), int(w.width))
+                cloud &= valid
             out.append((t, data, valid, cloud))
         return out
 
@@ -385,6 +390,14 @@ def _run_tiles(bundle: ModelBundle, scene, s1_scene, window: Window, grid: Grid,
         counts["cloud_pixels"] = 0
         counts["clouds"] = clouds.to_dict()
         progress.log(f"clouds: masked from {clouds.describe()} (--no-cloud-mask maps them)")
+        if shadows is not None:
+            counts["clouds"]["shadows"] = {**scene.sun.to_dict(), "pixel_m": shadows.factor * max(grid.res_m()),
+                                           "pixels": int(shadows.mask.sum()) * shadows.factor ** 2}
+            progress.log(f"cloud shadows: projected from the sun's position (zenith {scene.sun.zenith:.1f} deg, "
+                         f"azimuth {scene.sun.azimuth:.1f} deg, from {Path(scene.sun.source).name}) for cloud "
+                         f"heights of {_SHADOW_RANGE}: dark land pixels there are masked too")
+        elif clouds.kind in NO_SHADOWS:
+            progress.log("cloud shadows: not masked (the input does not say where the sun was)")
     blender = _make_blender(tiles, grid, scheme.num_classes, seg is not None, lut,
                             (lc_w, pm_w, cf_w), counts, clouds is not None) if opts.blend else None
     weights = TileWeights(tiles) if blender is not None else None

@@ -99,3 +99,40 @@ def test_a_corrupt_cloud_mask_is_a_clear_error_naming_it(tmp_path):
         with open_s2(safe) as scene:
             scene.read_clouds(Window(0, 0, SIZE, SIZE))
     assert "SCL_20m" in str(err.value) and "--no-cloud-mask" in str(err.value)
+
+
+def test_shadows_are_cast_away_from_the_sun():
+    from sparsevit.io.clouds import SunAngles, project_shadows
+    cloud = np.zeros((200, 200), bool)
+    cloud[90:110, 90:110] = True
+    dark = np.ones_like(cloud)
+    # sun in the south at 45 deg: a cloud 200-600 m up casts its shadow 20-60 px north of it
+    south = project_shadows(cloud, dark, SunAngles(45.0, 180.0, "test"), 10.0, (200, 600))
+    rows = np.flatnonzero(south.any(axis=1))
+    assert rows.min() < 90 - 20 and rows.max() < 110 and not south[110:].any()
+    assert not (south & cloud).any()
+    # sun in the east: shadow to the west; nothing where the land is not dark
+    east = project_shadows(cloud, dark, SunAngles(45.0, 90.0, "test"), 10.0, (200, 600))
+    cols = np.flatnonzero(east.any(axis=0))
+    assert cols.max() < 110 and cols.min() < 70
+    assert not project_shadows(cloud, np.zeros_like(cloud), SunAngles(45.0, 90.0, "t"), 10.0).any()
+
+
+def test_the_sun_comes_from_the_granule_metadata_or_earth_engine_metadata(tmp_path):
+    safe, _ = make_safe(tmp_path, level="1C", baseline="04.00")
+    (_granule(safe) / "MTD_TL.xml").write_text(
+        '<?xml version="1.0"?><n1:Level-1C_Tile_ID xmlns:n1="urn:x"><n1:Geometric_Info><Tile_Angles>'
+        '<Mean_Sun_Angle><ZENITH_ANGLE unit="deg">31.5</ZENITH_ANGLE><AZIMUTH_ANGLE unit="deg">152.25'
+        '</AZIMUTH_ANGLE></Mean_Sun_Angle></Tile_Angles></n1:Geometric_Info></n1:Level-1C_Tile_ID>')
+    with open_s2(safe) as scene:
+        assert scene.clouds.kind == "brightness"  # no MSK_CLASSI in this product
+        assert (scene.sun.zenith, scene.sun.azimuth) == (31.5, 152.25)
+        assert scene.sun.source.endswith("MTD_TL.xml") and scene.to_dict()["sun"]["zenith"] == 31.5
+    archive = zip_safe(safe, tmp_path / "product.zip")
+    with open_s2(archive) as zipped:
+        assert (zipped.sun.zenith, zipped.sun.azimuth) == (31.5, 152.25)
+    ssl4eo = REPO / "data/ssl4eo_s12/s2c/0000200/20200823T054639_20200823T055618_T43RCP"
+    with open_s2(ssl4eo, required=None) as scene:
+        assert scene.sun.source.endswith("metadata.json") and round(scene.sun.zenith, 1) == 24.7
+    with open_s2(MAJOR_TOM) as scene:  # its cloud mask has shadows (code 3): none projected
+        assert scene.sun is None and scene.cloud_shadows(Window(0, 0, 64, 64)) is None

@@ -123,3 +123,40 @@ def test_brightness_flag_on_real_scenes_clouds_yes_roofs_no(repo_root):
     assert _flagged(repo_root / "data/ssl4eo_s12/s2c/0000200/20200604T054639_20200604T054831_T43RCP") == 0
     roofs = sorted((repo_root / "data/eurosat_ms/Industrial").glob("*.tif"))
     assert len(roofs) >= 20 and all(_flagged(f) == 0 for f in roofs)
+
+
+def test_shadows_of_a_real_cloudy_date_are_masked_too(bundle, repo_root, tmp_path):
+    """SSL4EO L1C, 2020-08-23: the sun's position from its Earth Engine metadata.json; the
+    dark land north-west of the clouds (sun in the south-east) is masked with them."""
+    cloudy = repo_root / "data/ssl4eo_s12/s2c/0000200/20200823T054639_20200823T055618_T43RCP"
+    clear = repo_root / "data/ssl4eo_s12/s2c/0000200/20200604T054639_20200604T054831_T43RCP"
+    with open_s2(cloudy, required=None) as scene:
+        full = Window(0, 0, scene.grid.width, scene.grid.height)
+        shadows = scene.cloud_shadows(full)
+        assert 0.05 < shadows.mask.mean() < 0.25
+    with open_s2(clear, required=None) as scene:
+        assert not scene.cloud_shadows(Window(0, 0, scene.grid.width, scene.grid.height)).mask.any()
+    out = tmp_path / "out"
+    out.mkdir()
+    s = predict_scene(bundle, cloudy, out, opts=PredictOptions(overview=False))
+    counts = json.loads(open(s["outputs"]["run"]).read())["counts"]
+    assert counts["clouds"]["shadows"]["pixels"] == int(shadows.mask.sum())
+    with rasterio.open(s["outputs"]["landcover"]) as lc:
+        masked = lc.read(1) == 255
+    assert masked[shadows.mask].all()
+    assert counts["cloud_share"] > 0.35  # clouds (about 30 %) and their shadows
+
+
+def test_a_large_area_is_searched_decimated_with_the_same_result_roughly(repo_root, monkeypatch):
+    from sparsevit.io import clouds
+    cloudy = repo_root / "data/ssl4eo_s12/s2c/0000200/20200823T054639_20200823T055618_T43RCP"
+    with open_s2(cloudy, required=None) as scene:
+        full = Window(0, 0, scene.grid.width, scene.grid.height)
+        fine = scene.cloud_shadows(full)
+        monkeypatch.setattr(clouds, "SHADOW_MAX_SIDE", 100)  # 264 px -> 3 x 3 px blocks
+        coarse = scene.cloud_shadows(full)
+    assert fine.factor == 1 and coarse.factor == 3
+    grid = coarse.crop(0, 0, *fine.mask.shape)
+    assert grid.shape == fine.mask.shape
+    agree = (grid == fine.mask).mean()
+    assert agree > 0.9 and 0.5 < grid.mean() / fine.mask.mean() < 2, (agree, grid.mean(), fine.mask.mean())

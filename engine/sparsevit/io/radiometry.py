@@ -368,8 +368,9 @@ def product_name_info(paths: Iterable[Path]) -> ProductInfo | None:
     return best
 
 
-def ee_metadata(folder: Path) -> ProductInfo | None:
-    """An Earth Engine export's ``metadata.json`` beside the band files (SSL4EO-S12 and friends)."""
+def ee_metadata_json(folder: Path) -> dict | None:
+    """The properties of an Earth Engine export's ``metadata.json`` beside the band files
+    (SSL4EO-S12 and friends); None when there is none or it is not a JSON object."""
     f = folder / "metadata.json"
     if not f.is_file():
         return None
@@ -377,7 +378,14 @@ def ee_metadata(folder: Path) -> ProductInfo | None:
         meta = json.loads(f.read_text(encoding="utf-8"))
     except (OSError, ValueError, UnicodeDecodeError):
         return None
-    if not isinstance(meta, dict) or "PROCESSING_BASELINE" not in meta:
+    return meta if isinstance(meta, dict) else None
+
+
+def ee_metadata(folder: Path) -> ProductInfo | None:
+    """Level, baseline and offset of an Earth Engine export from its ``metadata.json``."""
+    f = folder / "metadata.json"
+    meta = ee_metadata_json(folder)
+    if meta is None or "PROCESSING_BASELINE" not in meta:
         return None
     sid = str(meta.get("system:id") or meta.get("PRODUCT_ID") or "")
     info = ProductInfo(SRC_EE, str(f), baseline=str(meta["PROCESSING_BASELINE"]))

@@ -8,7 +8,6 @@ window never touches more than that window of every source.
 """
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -374,10 +373,9 @@ class S2Scene(_OpenSources):
             ds, idx, mode = self._reader(name)
             src = self.bands[name]
             if mode == "scale":
-                sx, sy = ds.width / self.grid.width, ds.height / self.grid.height
-                swin = Window(window.col_off * sx, window.row_off * sy, w * sx, h * sy)
                 try:
-                    arr = ds.read(idx, window=swin, out_shape=(h, w), resampling=Resampling.bilinear,
+                    arr = ds.read(idx, window=self._scaled(ds, window), out_shape=(h, w),
+                                  resampling=Resampling.bilinear,
                                   out_dtype="float32")
                 except RasterioIOError as exc:
                     raise InputError(f"cannot read pixels ({_short(exc)})", path=src.path,
@@ -396,6 +394,12 @@ class S2Scene(_OpenSources):
             valid &= nonzero
         data[:, ~valid] = 0
         return data, valid
+
+    def _scaled(self, ds, window: Window) -> Window:
+        """``window`` of the grid in the pixels of ``ds``, a file without a CRS whose extent is
+        taken to be the grid's ("scale" mode)."""
+        sx, sy = ds.width / self.grid.width, ds.height / self.grid.height
+        return Window(window.col_off * sx, window.row_off * sy, window.width * sx, window.height * sy)
 
     def _band_valid(self, name: str, arr: np.ndarray, zero_is_nodata: bool) -> np.ndarray:
         nd = self.bands[name].nodata
@@ -455,9 +459,8 @@ class S2Scene(_OpenSources):
         idx = [1, 2] if (src.kind == _clouds.KIND_CLASSI and ds.count >= 2) else [src.index]
         try:
             if mode == "scale":
-                sx, sy = ds.width / self.grid.width, ds.height / self.grid.height
-                swin = Window(window.col_off * sx, window.row_off * sy, window.width * sx, window.height * sy)
-                vals = ds.read(idx, window=swin, out_shape=(len(idx), h, w), resampling=Resampling.nearest)
+                vals = ds.read(idx, window=self._scaled(ds, window), out_shape=(len(idx), h, w),
+                               resampling=Resampling.nearest)
             elif factor > 1:
                 vals = ds.read(idx, window=window, out_shape=(len(idx), h, w), resampling=Resampling.nearest)
             else:
@@ -495,10 +498,7 @@ class S2Scene(_OpenSources):
         zero_is_nodata = self.nodata is None and np.dtype(self.dtype).kind in "ui"
         for i, name in enumerate(bands):
             ds, idx, mode = self._reader(name)
-            win = window
-            if mode == "scale":
-                sx, sy = ds.width / self.grid.width, ds.height / self.grid.height
-                win = Window(window.col_off * sx, window.row_off * sy, window.width * sx, window.height * sy)
+            win = self._scaled(ds, window) if mode == "scale" else window
             try:
                 arr = ds.read(idx, window=win, out_shape=shape, resampling=Resampling.average,
                               out_dtype="float32")
@@ -604,13 +604,19 @@ def _positional_order(path: Path, count: int) -> tuple[tuple[str, ...], str]:
     return S2_BANDS, "ESA order"
 
 
+def _granule_files(mtd) -> list:
+    """The files under GRANULE/ of the product whose MTD_MSIL*.xml is ``mtd`` (a folder's or,
+    inside a zip, archive paths)."""
+    root = mtd.parent
+    if isinstance(root, ArchivePath):
+        return [m for m in root.files() if "GRANULE/" in str(m)]
+    return [f for f in sorted(root.glob("GRANULE/*/**/*")) if f.is_file()]
+
+
 def _find_clouds(metadata_files: list, unnamed: list[tuple[Path, int]]) -> "_clouds.CloudSource | None":
     """The cloud mask of a SAFE product, else a band of the input named as one."""
     for mtd in metadata_files:
-        root = mtd.parent
-        members = root.files() if isinstance(root, ArchivePath) else \
-            [f for f in sorted(root.glob("GRANULE/*/**/*")) if f.is_file()]
-        found = _clouds.in_safe(members)
+        found = _clouds.in_safe(_granule_files(mtd))
         if found is not None:
             return found
     for f, i in unnamed:
@@ -625,9 +631,7 @@ def _find_sun(metadata_files: list, files: list[Path]) -> "_clouds.SunAngles | N
     """The sun's mean position from a SAFE granule's MTD_TL.xml, an Earth Engine metadata.json
     beside the bands, or the same keys in the first file's tags."""
     for mtd in metadata_files:
-        root = mtd.parent
-        members = root.files() if isinstance(root, ArchivePath) else sorted(root.glob("GRANULE/*/MTD_TL.xml"))
-        for m in members:
+        for m in _granule_files(mtd):
             if Path(str(m)).name == "MTD_TL.xml":
                 try:
                     sun = _clouds.sun_from_tile_xml(_radiometry.read_xml(m), str(m))
@@ -636,15 +640,10 @@ def _find_sun(metadata_files: list, files: list[Path]) -> "_clouds.SunAngles | N
                 if sun is not None:
                     return sun
     for folder in dict.fromkeys(f.parent for f in files if not isinstance(f, ArchivePath)):
-        meta = folder / "metadata.json"
-        if meta.is_file():
-            try:
-                doc = json.loads(meta.read_text(encoding="utf-8"))
-            except (OSError, ValueError, UnicodeDecodeError):
-                continue
-            sun = _clouds.sun_from_json(doc, str(meta)) if isinstance(doc, dict) else None
-            if sun is not None:
-                return sun
+        doc = _radiometry.ee_metadata_json(folder)
+        sun = _clouds.sun_from_json(doc, str(folder / "metadata.json")) if doc else None
+        if sun is not None:
+            return sun
     if files:
         with _open(files[0]) as ds:
             return _clouds.sun_from_json(ds.tags(), f"{files[0]} (tags)")

@@ -11,6 +11,7 @@ Sources, first found wins:
   next to the bands): classes 3 (cloud shadow), 8, 9 (cloud, medium / high probability) and
   10 (thin cirrus);
 * L1C baseline >= 04.00 ``QI_DATA/MSK_CLASSI_B00.jp2`` (band 1 opaque clouds, band 2 cirrus);
+  before 04.00 ``QI_DATA/MSK_CLOUDS_B00.gml`` (opaque and cirrus polygons, rasterised);
 * a ``cloud_mask`` file beside the bands (Major-TOM: 0 clear, 1 thick, 2 thin, 3 shadow);
 * otherwise a brightness flag on the reflectances: blue and the visible mean above 0.3 (TOA or
   surface), not snow (NDSI < 0.4 when B11 is there), in patches of at least 5 x 5 pixels and of
@@ -54,10 +55,12 @@ SHADOW_NIR_SHARE = 0.6
 # the shadow search reads the scene at most this many pixels on a side (decimated above)
 SHADOW_MAX_SIDE = 2048
 # masks without cloud shadows, to which projected shadows are added
-NO_SHADOWS = ("brightness", "msk_classi")
+NO_SHADOWS = ("brightness", "msk_classi", "msk_clouds_gml")
 
 KIND_SCL, KIND_CLASSI, KIND_MASK, KIND_BRIGHT = "scl", "msk_classi", "cloud_mask", "brightness"
+KIND_GML = "msk_clouds_gml"
 _DESCRIBE = {
+    KIND_GML: "the product's cloud polygons MSK_CLOUDS_B00.gml (opaque clouds and cirrus)",
     KIND_SCL: "the scene classification (SCL classes 3 cloud shadow, 8/9 cloud, 10 cirrus)",
     KIND_CLASSI: "the product's cloud mask MSK_CLASSI_B00 (opaque clouds and cirrus)",
     KIND_MASK: "the cloud mask beside the bands (non-zero: cloud or shadow)",
@@ -105,7 +108,39 @@ def in_safe(files: Sequence) -> CloudSource | None:
     classi = [f for f in files if Path(str(f)).stem.upper() == "MSK_CLASSI_B00"]
     if classi:
         return CloudSource(KIND_CLASSI, classi[0])
+    gml = [f for f in files if Path(str(f)).name.upper() == "MSK_CLOUDS_B00.GML"]
+    if gml:  # products before baseline 04.00 (2022) carry their cloud mask as polygons
+        return CloudSource(KIND_GML, gml[0])
     return None
+
+
+def gml_polygons(root) -> tuple[list[dict], str | None]:
+    """The polygons (GeoJSON-like dicts) of an ``MSK_CLOUDS_B00.gml`` ElementTree root and the
+    EPSG code they are in (``srsName``). An empty mask (no ``maskMembers``: a cloud-free
+    granule) gives no polygons."""
+    def local(el) -> str:
+        return el.tag.rsplit("}", 1)[-1]
+
+    def ring(el) -> list[tuple[float, float]]:
+        pos = next((c for c in el.iter() if local(c) == "posList"), None)
+        if pos is None or not (pos.text or "").split():
+            raise ValueError("a ring without coordinates")
+        dim = int(pos.get("srsDimension", "2"))
+        vals = [float(v) for v in pos.text.split()]
+        return [tuple(vals[i:i + 2]) for i in range(0, len(vals) - dim + 1, dim)]
+
+    shapes, epsg = [], None
+    for poly in (el for el in root.iter() if local(el) == "Polygon"):
+        m = re.search(r"EPSG::?(\d+)", poly.get("srsName", "") or "")
+        epsg = epsg or (m.group(1) if m else None)
+        rings = [ring(c) for c in poly if local(c) == "exterior"] + \
+                [ring(c) for c in poly if local(c) == "interior"]
+        if rings:
+            shapes.append({"type": "Polygon", "coordinates": rings})
+    if epsg is None:
+        m = re.search(r"EPSG::?(\d+)", " ".join(el.get("srsName", "") for el in root.iter()))
+        epsg = m.group(1) if m else None
+    return shapes, epsg
 
 
 def by_name(path: Path, index: int, description: str | None, count: int) -> CloudSource | None:

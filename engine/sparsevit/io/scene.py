@@ -20,8 +20,9 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.features import rasterize
 from rasterio.vrt import WarpedVRT
-from rasterio.warp import transform_bounds
+from rasterio.warp import transform_bounds, transform_geom
 from rasterio.windows import Window
 
 from ..bands import (
@@ -438,6 +439,8 @@ class S2Scene(_OpenSources):
             if data is None or bands is None:
                 raise ValueError("the brightness flag needs the data")
             return _clouds.bright(data, bands, valid if valid is not None else np.ones((h, w), bool), factor)
+        if src.kind == _clouds.KIND_GML:
+            return self._rasterise_gml(window, (h, w), factor)
         key = "__clouds__"  # not a ("file", path) key: a warped view is closed before its file
         if key not in self._handles:
             try:
@@ -469,6 +472,27 @@ class S2Scene(_OpenSources):
             raise InputError(f"cannot read the cloud mask ({_short(exc)})", path=src.path,
                              fix="the file is truncated or corrupt; or pass --no-cloud-mask") from exc
         return src.cloudy(vals).any(axis=0)
+
+    def _rasterise_gml(self, window: Window, shape: tuple[int, int], factor: int) -> np.ndarray:
+        """The polygons of an MSK_CLOUDS_B00.gml burnt onto ``window`` (pixels whose centre
+        lies inside), read once and kept."""
+        key = "__clouds_gml__"
+        if key not in self._handles:
+            src = self.clouds
+            try:
+                shapes, epsg = _clouds.gml_polygons(_radiometry.read_xml(src.path))
+            except (InputError, ValueError) as exc:
+                raise InputError(f"cannot read the cloud mask ({getattr(exc, 'problem', exc)})",
+                                 path=src.path, fix="download the product again; or pass --no-cloud-mask") from exc
+            if shapes and epsg and self.grid.crs is not None and CRS.from_epsg(int(epsg)) != self.grid.crs:
+                shapes = [transform_geom(CRS.from_epsg(int(epsg)), self.grid.crs, g) for g in shapes]
+            self._handles[key] = (None, shapes)  # close() looks at handle[0]
+        shapes = self._handles[key][1]
+        if not shapes:
+            return np.zeros(shape, bool)
+        tf = self.grid.window_transform(window) * Affine.scale(factor)
+        return rasterize(((g, 1) for g in shapes), out_shape=shape, transform=tf, fill=0,
+                         dtype="uint8").astype(bool)
 
     def cloud_shadows(self, window: Window) -> "_clouds.ShadowMask | None":
         """Shadows of the clouds in ``window`` (io/clouds.py), for masks that leave them out

@@ -136,3 +136,44 @@ def test_the_sun_comes_from_the_granule_metadata_or_earth_engine_metadata(tmp_pa
         assert scene.sun.source.endswith("metadata.json") and round(scene.sun.zenith, 1) == 24.7
     with open_s2(MAJOR_TOM) as scene:  # its cloud mask has shadows (code 3): none projected
         assert scene.sun is None and scene.cloud_shadows(Window(0, 0, 64, 64)) is None
+
+
+def _gml(polygons: str) -> str:
+    """An MSK_CLOUDS_B00.gml as products before baseline 04.00 carry it (UTM 33N)."""
+    members = f"<eop:maskMembers>{polygons}</eop:maskMembers>" if polygons else ""
+    return ('<?xml version="1.0" encoding="UTF-8"?><eop:Mask xmlns:eop="http://www.opengis.net/eop/2.0" '
+            'xmlns:gml="http://www.opengis.net/gml/3.2" gml:id="MSK_CLOUDS"><gml:boundedBy><gml:Envelope '
+            'srsName="urn:ogc:def:crs:EPSG::32633"><gml:lowerCorner>500000 4999520</gml:lowerCorner>'
+            f'<gml:upperCorner>500480 5000000</gml:upperCorner></gml:Envelope></gml:boundedBy>{members}</eop:Mask>')
+
+
+def _feature(kind: str, x0: float, y0: float, x1: float, y1: float) -> str:
+    ring = f"{x0} {y1} {x1} {y1} {x1} {y0} {x0} {y0} {x0} {y1}"
+    return (f'<eop:MaskFeature gml:id="{kind}.0"><eop:maskType>{kind}</eop:maskType><eop:extentOf>'
+            f'<gml:Polygon srsName="urn:ogc:def:crs:EPSG::32633"><gml:exterior><gml:LinearRing>'
+            f'<gml:posList srsDimension="2">{ring}</gml:posList></gml:LinearRing></gml:exterior>'
+            '</gml:Polygon></eop:extentOf></eop:MaskFeature>')
+
+
+def test_l1c_before_baseline_04_cloud_polygons_are_rasterised(tmp_path):
+    safe, _ = make_safe(tmp_path / "unzipped", level="1C", baseline="02.09", offset=0, with_offsets=False)
+    qi = _granule(safe) / "QI_DATA"
+    # opaque cloud over columns 0-9, rows 0-19; cirrus over columns 20-29, rows 10-14 (10 m pixels)
+    (qi / "MSK_CLOUDS_B00.gml").write_text(_gml(
+        _feature("OPAQUE", 500000, 4999800, 500100, 5000000) + _feature("CIRRUS", 500200, 4999850, 500300, 4999900)))
+    want = np.zeros((SIZE, SIZE), bool)
+    want[0:20, 0:10] = want[10:15, 20:30] = True
+    with open_s2(safe) as scene:
+        assert scene.clouds.kind == "msk_clouds_gml"
+        np.testing.assert_array_equal(scene.read_clouds(Window(0, 0, SIZE, SIZE)), want)
+        np.testing.assert_array_equal(scene.read_clouds(Window(5, 8, 20, 10)), want[8:18, 5:25])
+    with open_s2(zip_safe(safe, tmp_path / "product.zip")) as zipped:
+        np.testing.assert_array_equal(zipped.read_clouds(Window(0, 0, SIZE, SIZE)), want)
+    (qi / "MSK_CLOUDS_B00.gml").write_text(_gml(""))  # a cloud-free granule's empty mask
+    with open_s2(safe) as scene:
+        assert not scene.read_clouds(Window(0, 0, SIZE, SIZE)).any()
+    (qi / "MSK_CLOUDS_B00.gml").write_text("<eop:Mask")  # cut off
+    with pytest.raises(InputError) as err:
+        with open_s2(safe) as scene:
+            scene.read_clouds(Window(0, 0, SIZE, SIZE))
+    assert "MSK_CLOUDS_B00.gml" in str(err.value) and "--no-cloud-mask" in str(err.value)

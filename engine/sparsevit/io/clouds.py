@@ -36,6 +36,8 @@ from typing import Sequence
 import numpy as np
 from scipy import ndimage
 
+from .radiometry import local_name
+
 # the confidence raster's value for a masked cloudy pixel (no data is NaN)
 CLOUD_CONFIDENCE = -1.0
 SCL_CLOUDY = (3, 8, 9, 10)
@@ -118,11 +120,8 @@ def gml_polygons(root) -> tuple[list[dict], str | None]:
     """The polygons (GeoJSON-like dicts) of an ``MSK_CLOUDS_B00.gml`` ElementTree root and the
     EPSG code they are in (``srsName``). An empty mask (no ``maskMembers``: a cloud-free
     granule) gives no polygons."""
-    def local(el) -> str:
-        return el.tag.rsplit("}", 1)[-1]
-
     def ring(el) -> list[tuple[float, float]]:
-        pos = next((c for c in el.iter() if local(c) == "posList"), None)
+        pos = next((c for c in el.iter() if local_name(c.tag) == "posList"), None)
         if pos is None or not (pos.text or "").split():
             raise ValueError("a ring without coordinates")
         dim = int(pos.get("srsDimension", "2"))
@@ -130,11 +129,11 @@ def gml_polygons(root) -> tuple[list[dict], str | None]:
         return [tuple(vals[i:i + 2]) for i in range(0, len(vals) - dim + 1, dim)]
 
     shapes, epsg = [], None
-    for poly in (el for el in root.iter() if local(el) == "Polygon"):
+    for poly in (el for el in root.iter() if local_name(el.tag) == "Polygon"):
         m = re.search(r"EPSG::?(\d+)", poly.get("srsName", "") or "")
         epsg = epsg or (m.group(1) if m else None)
-        rings = [ring(c) for c in poly if local(c) == "exterior"] + \
-                [ring(c) for c in poly if local(c) == "interior"]
+        rings = [ring(c) for c in poly if local_name(c.tag) == "exterior"] + \
+                [ring(c) for c in poly if local_name(c.tag) == "interior"]
         if rings:
             shapes.append({"type": "Polygon", "coordinates": rings})
     if epsg is None:
@@ -236,8 +235,8 @@ def sun_from_json(meta: dict, source: str) -> SunAngles | None:
 def sun_from_tile_xml(root, source: str) -> SunAngles | None:
     """``Mean_Sun_Angle`` of a SAFE granule's ``MTD_TL.xml`` (an ElementTree root)."""
     for el in root.iter():
-        if el.tag.rsplit("}", 1)[-1] == "Mean_Sun_Angle":
-            vals = {c.tag.rsplit("}", 1)[-1]: c.text for c in el}
+        if local_name(el.tag) == "Mean_Sun_Angle":
+            vals = {local_name(c.tag): c.text for c in el}
             return sun_from_json({"MEAN_SOLAR_ZENITH_ANGLE": vals.get("ZENITH_ANGLE"),
                                   "MEAN_SOLAR_AZIMUTH_ANGLE": vals.get("AZIMUTH_ANGLE")}, source)
     return None

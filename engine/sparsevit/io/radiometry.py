@@ -152,7 +152,8 @@ def _level(text: str | None) -> str | None:
     return f"L{m.group(1)}" if m else None
 
 
-def _local(tag: str) -> str:
+def local_name(tag: str) -> str:
+    """An XML tag without its namespace."""
     return tag.rsplit("}", 1)[-1]
 
 
@@ -180,7 +181,7 @@ def read_mtd(path: Path) -> ProductInfo:
     band_of_id = dict(ESA_BAND_IDS)
     offsets_by_id: dict[str, float] = {}
     for el in root.iter():
-        name, text = _local(el.tag), (el.text or "").strip()
+        name, text = local_name(el.tag), (el.text or "").strip()
         if name == "PROCESSING_LEVEL" and info.level is None:
             info.level = _level(text)
         elif name == "PRODUCT_TYPE" and info.level is None:

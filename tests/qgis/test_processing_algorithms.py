@@ -31,12 +31,16 @@ class Feedback(QgsProcessingFeedback):
 
     def __init__(self):
         super().__init__()
-        self.texts, self.values = [], []
+        self.texts, self.values, self.warnings = [], [], []
         self.progressChanged.connect(self.values.append)
 
     def setProgressText(self, text):  # noqa: N802
         self.texts.append(text)
         super().setProgressText(text)
+
+    def pushWarning(self, text):  # noqa: N802
+        self.warnings.append(text)
+        super().pushWarning(text)
 
 
 def _run_and_load(alg_id, params, project):
@@ -268,3 +272,15 @@ def test_train_checks_the_dataset_folder_before_starting_the_engine(engine, tmp_
     with pytest.raises(QgsProcessingException, match="does not exist"):
         processing.run("sparsevit:train", {"DATASET": "dfc2020", "DATA": str(tmp_path / "none"),
                                            "EPOCHS": 1, "OUTPUT": str(tmp_path / "m")})
+
+
+def test_predict_warns_that_an_s2_only_model_ignores_the_sentinel1_input(engine, tiny_bundle, tmp_path,
+                                                                         qgis_new_project):
+    s1 = engine.with_name(engine.name.replace("S2Hand", "S1Hand"))
+    extent = "{0},{2},{1},{3} [EPSG:4326]".format(*SAMPLE_AREA)
+    results, feedback = _run_and_load("sparsevit:predict", {
+        "INPUT": str(engine), "S1": str(s1), "MODEL": str(tiny_bundle / "bundle.json"), "EXTENT": extent,
+        "OVERVIEW": False, "THREADS": 1, "OUTPUT_FOLDER": str(tmp_path / "out")}, QgsProject.instance())
+    assert any("Sentinel-1 input ignored" in w for w in feedback.warnings), feedback.warnings
+    counts = json.loads(Path(results["RUN"]).read_text())["counts"]
+    assert counts["bands"]["s1_ignored"] is True

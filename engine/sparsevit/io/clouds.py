@@ -19,9 +19,9 @@ Sources, first found wins:
   mapped, grown by 80 m to take the thinner rims. It finds thick clouds and their rims only,
   not thin clouds on their own, and says so.
 
-Cloud shadows, for the masks that lack them (the brightness flag, MSK_CLASSI), where the input
-says where the sun was (a SAFE granule's ``MTD_TL.xml``, an Earth Engine ``metadata.json`` or
-the same keys as tags): every cloud is swept away from the sun for cloud heights of 200 to
+Cloud shadows, for the masks that lack them (the brightness flag, MSK_CLASSI, the GML
+polygons), where the input says where the sun was (a SAFE granule's ``MTD_TL.xml``, an Earth
+Engine ``metadata.json`` or the same keys as tags): every cloud is swept away from the sun for cloud heights of 200 to
 6000 m, and the dark land pixels there (near infrared below 0.6 of the clear land's median, not
 water-like) are masked too, as patches with a 30 m edge. Without the sun's position shadows stay
 mapped (the model reads them as water) and the log says so.
@@ -49,18 +49,17 @@ _OPEN = 5  # px: a bright patch smaller than this is a roof or a greenhouse, not
 # px: the flag finds cloud cores; their thinner rims (mapped as Industrial when kept) are grown
 # into the mask, as cloud masks of the Fmask family buffer theirs
 BUFFER = 8
-_DISK = np.hypot(*np.mgrid[-BUFFER:BUFFER + 1, -BUFFER:BUFFER + 1]) <= BUFFER
 # cloud shadows: searched this far from their cloud (cloud heights, m), and a shadowed pixel is
 # darker in the near infrared than this share of the scene's clear-land median
 SHADOW_HEIGHTS_M = (200, 6000)
 SHADOW_NIR_SHARE = 0.6
 # the shadow search reads the scene at most this many pixels on a side (decimated above)
 SHADOW_MAX_SIDE = 2048
-# masks without cloud shadows, to which projected shadows are added
-NO_SHADOWS = ("brightness", "msk_classi", "msk_clouds_gml")
 
 KIND_SCL, KIND_CLASSI, KIND_MASK, KIND_BRIGHT = "scl", "msk_classi", "cloud_mask", "brightness"
 KIND_GML = "msk_clouds_gml"
+# masks without cloud shadows, to which projected shadows are added
+NO_SHADOWS = (KIND_BRIGHT, KIND_CLASSI, KIND_GML)
 _DESCRIBE = {
     KIND_GML: "the product's cloud polygons MSK_CLOUDS_B00.gml (opaque clouds and cirrus)",
     KIND_SCL: "the scene classification (SCL classes 3 cloud shadow, 8/9 cloud, 10 cirrus)",
@@ -128,18 +127,15 @@ def gml_polygons(root) -> tuple[list[dict], str | None]:
         vals = [float(v) for v in pos.text.split()]
         return [tuple(vals[i:i + 2]) for i in range(0, len(vals) - dim + 1, dim)]
 
-    shapes, epsg = [], None
+    shapes = []
     for poly in (el for el in root.iter() if local_name(el.tag) == "Polygon"):
-        m = re.search(r"EPSG::?(\d+)", poly.get("srsName", "") or "")
-        epsg = epsg or (m.group(1) if m else None)
         rings = [ring(c) for c in poly if local_name(c.tag) == "exterior"] + \
                 [ring(c) for c in poly if local_name(c.tag) == "interior"]
         if rings:
             shapes.append({"type": "Polygon", "coordinates": rings})
-    if epsg is None:
-        m = re.search(r"EPSG::?(\d+)", " ".join(el.get("srsName", "") for el in root.iter()))
-        epsg = m.group(1) if m else None
-    return shapes, epsg
+    # the first srsName in the document (the envelope's, then each polygon's: one CRS)
+    m = re.search(r"EPSG::?(\d+)", " ".join(el.get("srsName", "") for el in root.iter()))
+    return shapes, m.group(1) if m else None
 
 
 def by_name(path: Path, index: int, description: str | None, count: int) -> CloudSource | None:
@@ -181,8 +177,7 @@ def bright(data: np.ndarray, bands: Sequence[str], valid: np.ndarray, factor: in
                              data[names.index("B08")] if "B08" in names else None)
     if not opened.any():
         return opened
-    disk = _DISK if factor == 1 else _disk(max(1, round(BUFFER / factor)))
-    return ndimage.binary_dilation(opened, disk) & valid
+    return ndimage.binary_dilation(opened, _disk(max(1, round(BUFFER / factor)))) & valid
 
 
 def _disk(r: int) -> np.ndarray:

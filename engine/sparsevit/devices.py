@@ -5,6 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 
+def check_threads(threads: int | None) -> None:
+    """``--threads`` below 0 would reach torch as a crash; said as an input error instead."""
+    if threads is not None and threads < 0:
+        from .errors import InputError
+        raise InputError(f"--threads must be 0 (torch's choice) or more, not {threads}", fix="e.g. --threads 4")
+
+
 def resolve_device(requested: str | None = None):
     """``torch.device`` of ``requested`` ("cpu", "cuda", "cuda:1" ...); None or "auto": CUDA when
     available."""

@@ -1,7 +1,7 @@
 """Options several commands share, declared once so their spelling and help cannot drift."""
 from __future__ import annotations
 
-from ..errors import InputError
+from ..devices import check_threads
 from ..io.radiometry import OVERRIDE_HELP
 
 
@@ -27,7 +27,5 @@ def add_compute_options(p) -> None:
 
 
 def check_compute_options(args) -> None:
-    """``--threads`` below 0 would reach torch as a crash; said as an input error instead."""
-    threads = getattr(args, "threads", None)
-    if threads is not None and threads < 0:
-        raise InputError(f"--threads must be 0 (torch's choice) or more, not {threads}", fix="e.g. --threads 4")
+    """The compute options of any command, checked before it starts."""
+    check_threads(getattr(args, "threads", None))

@@ -48,7 +48,8 @@ def register(subparsers) -> None:
     p.add_argument("--no-cloud-mask", action="store_true",
                    help="map cloudy pixels too; by default they are no data in the maps, -1 in the "
                         "confidence and left out of the class areas (mask from the product's SCL / "
-                        "MSK_CLASSI / cloud_mask, else a brightness flag for thick clouds)")
+                        "MSK_CLASSI / MSK_CLOUDS_B00.gml / cloud_mask, else a brightness flag for thick "
+                        "clouds; shadows projected where the input gives the sun's position)")
     p.add_argument("--no-overview", action="store_true", help="skip the PNG overview")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     add_compute_options(p)

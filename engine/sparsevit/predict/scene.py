@@ -27,7 +27,7 @@ import torch
 from rasterio.windows import Window, from_bounds
 
 from ..bundle import ModelBundle
-from ..devices import describe_device, resolve_device
+from ..devices import check_threads, describe_device, resolve_device
 from ..errors import InputError, OutputError
 from ..io.clouds import CLOUD_CONFIDENCE, NO_SHADOWS, SHADOW_HEIGHTS_M
 from ..io.scene import Grid, open_s1, open_s2, true_colour
@@ -122,9 +122,7 @@ def _tiling(opts: PredictOptions, bundle: ModelBundle) -> tuple[int, int]:
     if opts.batch_size is None or opts.batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, not {opts.batch_size}",
                          fix="e.g. --batch-size 8 (fewer tiles per batch use less memory)")
-    if opts.threads is not None and opts.threads < 0:
-        raise InputError(f"--threads must be 0 (torch's choice) or more, not {opts.threads}",
-                         fix="e.g. --threads 4")
+    check_threads(opts.threads)
     if opts.tile and not MIN_TILE <= opts.tile <= MAX_TILE:
         raise InputError(f"--tile must be {MIN_TILE} to {MAX_TILE} px, not {opts.tile}",
                          fix=f"omit --tile for the model's own ({bundle.tile} px)")

@@ -47,7 +47,7 @@ from sparsevit.datasets.eurosat import read_eurosat_patch  # noqa: E402
 from sparsevit.datasets.eurosat_real import RGB_BANDS, RealPatchScenes, ms_patches  # noqa: E402
 from sparsevit.evaluation.metrics import EvaluationSet  # noqa: E402
 from sparsevit.io.atomic import write_text_atomic  # noqa: E402
-from sparsevit.model_bands import to_model_bands
+from sparsevit.io.processing_level import array_for_model  # noqa: E402
 from sparsevit.predict import PredictOptions, predict_scene  # noqa: E402
 from sparsevit.pseudomasks.generate import (  # noqa: E402
     PseudomaskOptions,
@@ -76,8 +76,11 @@ def _first_date(folder: Path) -> Path:
 
 
 def _with_bands(s2: np.ndarray, have: tuple[str, ...], bundle) -> np.ndarray:
-    """Raw DN [len(have), H, W] -> the model's band order, absent bands NaN (as predict reads)."""
-    return to_model_bands(s2.astype(np.float32, copy=False), have, bundle.s2_bands)
+    """Raw DN [len(have), H, W] -> the model's band order, absent bands NaN, an input of another
+    processing level than the model's handled as predict does (judged from B09/B8A)."""
+    trained = bundle.card.get("trained_on_level") if isinstance(bundle.card, dict) else None
+    return array_for_model(s2.astype(np.float32, copy=False), have, bundle.s2_bands, trained,
+                           bundle.band_flexible)[0]
 
 
 def _can_read(bundle, bands) -> bool:
@@ -283,7 +286,8 @@ def markdown(res: dict) -> str:
     fmt = lambda v: "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))  # noqa: E731
     lines = ["# Real-scene benchmark (`benchmarks/bench_real.py`)", "",
              f"Held-out real data only; {res['current']['mosaic_scenes']} mosaic scenes. "
-             f"Models: " + ", ".join(f"{m} = `{res[m]['model']}`" for m in models) + ".", "",
+             f"Models: " + ", ".join(f"{m} = `{res[m]['model']}`" for m in models) + "."
+             + (f" Previous: {res['previous_note']}" if res.get("previous_note") else ""), "",
              "| figure | " + " | ".join(models) + " | goal |", "|---|" + "---|" * len(models) + "---|"]
     for k in KEYS:
         goal = GOALS.get(k)
@@ -317,6 +321,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=str(REPO / "resources" / "models" / "default"))
     ap.add_argument("--previous", default=None, help="another model folder, measured side by side")
+    ap.add_argument("--previous-note", default=None, help="what the previous model is, for the table")
     ap.add_argument("--scenes", type=int, default=200)
     ap.add_argument("--base-classifier", default=None,
                     help="the unpruned classifier the model was pruned from: macro-F1 side by side")
@@ -332,6 +337,7 @@ def main(argv=None) -> int:
                                results)}
     if args.previous:
         res["previous"] = evaluate(Path(args.previous).resolve(), "previous", args.scenes, results=results)
+        res["previous_note"] = args.previous_note
     for k in KEYS:
         res[k] = res["current"].get(k)
     res["goals"] = {k: {"goal": g, "value": res["current"].get(k),

@@ -73,6 +73,20 @@ def read_model_bands(model: str | Path) -> ModelBands:
                          fix="choose a model written by SparseViT (bundle folder or .safetensors + .json)") from None
 
 
+def read_trained_level(model: str | Path) -> str | None:
+    """The processing level (``"L1C"`` / ``"L2A"``) a model bundle folder says it learnt, from its
+    card (``trained_on_level``); None for a bare checkpoint or a card without it."""
+    path = Path(model)
+    if not path.is_dir():
+        return None
+    try:
+        card = json.loads((path / "bundle.json").read_text(encoding="utf-8")).get("card") or {}
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return None
+    level = card.get("trained_on_level") if isinstance(card, dict) else None
+    return level if isinstance(level, str) else None
+
+
 def to_model_bands(data: np.ndarray, have: Sequence[str], model_bands: Sequence[str]) -> np.ndarray:
     """``data [len(have), H, W]`` in the model's band order: a band the input lacks is an all-NaN
     channel (the band-flexible models' convention), a band the model does not read is dropped."""

@@ -54,9 +54,16 @@ def test_info_on_real_products(data_dir, rel, kind, bands, how, size, crs, res, 
         assert set(info["resampled"]) == resampled
         for b in resampled:
             assert any(a.startswith(f"resample {b} ") for a in info["actions"])
-        # every one of these products holds the bundled model's 12 bands (B10 is not one)
-        assert info["model_bands"]["missing"] == [] and not info["model_bands"]["lacking_required"]
-        assert any(a.startswith("the model uses 12 of its 12 bands") for a in info["actions"])
+        # every one of these products holds the bundled model's 12 bands (B10 is not one); an
+        # L2A product is read without B01/B09 (the model learnt L1C), and info says why
+        mb = info["model_bands"]
+        assert mb["missing"] == mb["levels"]["dropped"] and not mb["lacking_required"]
+        assert mb["levels"]["dropped"] in ([], ["B01", "B09"])
+        used = 12 - len(mb["levels"]["dropped"])
+        assert any(a.startswith(f"the model uses {used} of its 12 bands") for a in info["actions"])
+        if mb["levels"]["dropped"]:
+            assert mb["levels"]["level"] == "L2A"
+            assert any("B01, B09 left out" in a for a in info["actions"])
         assert (any(a.startswith("B10 present but not used") for a in info["actions"])
                 == ("B10" in bands))
     else:
@@ -102,7 +109,7 @@ def test_cli_text_and_json(data_dir, capsys):
     assert main(["info", str(data_dir / MT)]) == 0
     out = capsys.readouterr().out
     assert "resample B05 20 m -> 10 m (bilinear)" in out and "EPSG:32648" in out
-    assert "the model uses 12 of its 12 bands" in out
+    assert "the model uses 10 of its 12 bands" in out and "L2A, the model learnt L1C: B01, B09 left out" in out
     files = sorted(str(p) for p in (data_dir / BEN1_S1).glob("*.tif"))
     assert main(["--json", "info", *files]) == 0
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]

@@ -7,8 +7,9 @@ from typing import Sequence
 
 from ..bands import S2_RESOLUTION_M, parse_band_order
 from ..errors import InputError
+from ..io.processing_level import LevelPlan, plan_for_scene
 from ..io.scene import S1Scene, S2Scene, _expand, _open, ensure_has_data, open_s1, open_s2
-from ..model_bands import read_model_bands
+from ..model_bands import read_model_bands, read_trained_level
 from ..paths import default_model_path
 from .options import add_band_options
 
@@ -72,6 +73,12 @@ def _fmt_m(v: float) -> str:
     return f"{v:.0f} m" if v >= 5 else f"{v:.2f} m"
 
 
+def _level_plan(scene: S2Scene, mb, model_path) -> LevelPlan:
+    """What ``predict`` does about the input's processing level (see io/processing_level.py)."""
+    used = [b for b in scene.band_names if b in mb.s2_bands]
+    return plan_for_scene(scene, used, read_trained_level(model_path), mb.flexible)[0]
+
+
 def describe(paths: Sequence[str | Path], s1: Sequence[str | Path] | None = None,
              band_order: Sequence[str] | None = None, model: str | Path | None = None,
              radiometry: str | None = None, smooth_blocky: bool = True) -> dict:
@@ -109,15 +116,20 @@ def describe(paths: Sequence[str | Path], s1: Sequence[str | Path] | None = None
             actions.append(f"mask clouds with {scene.clouds.describe()} (predict --no-cloud-mask maps them)")
             if native_coarse and target_m < 15:
                 actions.append(f"{', '.join(native_coarse)} already on the {_fmt_m(target_m)} grid: read as is")
-            mb = read_model_bands(model if model is not None else default_model_path())
-            plan = mb.plan(scene.band_names)
+            model_path = model if model is not None else default_model_path()
+            mb = read_model_bands(model_path)
+            levels = _level_plan(scene, mb, model_path)
+            readable = [b for b in scene.band_names if b not in levels.dropped]
+            plan = mb.plan(readable)
             info["model_bands"] = {"model": str(model or default_model_path()), **plan,
-                                   "required": list(mb.required)}
+                                   "required": list(mb.required), "levels": levels.to_dict()}
             if plan["lacking_required"]:
-                actions.append(mb.describe(scene.band_names)
+                actions.append(mb.describe(readable)
                                + " (add the band files or pass --band-order)")
             else:
-                actions.append(mb.describe(scene.band_names))
+                actions.append(mb.describe(readable))
+            if levels.describe():
+                actions.append(levels.describe())
             if plan["ignored"]:
                 actions.append(f"{', '.join(plan['ignored'])} present but not used by the model")
             if s1:

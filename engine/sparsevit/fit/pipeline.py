@@ -34,6 +34,7 @@ from ..bands import S2_BANDS_NO_CIRRUS
 from ..bundle import ModelBundle, PseudomaskSettings, load_bundle, write_bundle_json
 from ..errors import InputError, OutputError
 from ..io.atomic import write_text_atomic
+from ..io.processing_level import plan_for_scene
 from ..io.scene import open_s2
 from ..models import SparseViT, get_config
 from ..progress import Progress, null_progress
@@ -225,7 +226,15 @@ def fit(rasters: Sequence[str | Path], labels_path: str | Path, out_dir: str | P
             progress.log(f"no tile is tagged with {', '.join(untrained)}: the model cannot learn "
                          "those classes", level="warning")
         train_tags, hold_tags = _split(labels, opts.holdout, opts.seed)
-        all_tiles = TaggedTiles(scenes, train_tags + hold_tags, bands, scheme, progress=progress)
+        trained_level = base.card.get("trained_on_level") if base is not None else None
+        level_plans = [plan_for_scene(s, [b for b in bands if b in s.bands], trained_level,
+                                      base.band_flexible if base is not None else True)[0]
+                       for s in scenes]
+        for r, lp in zip(rasters, level_plans):
+            if lp.describe():
+                progress.log(f"{Path(r).name}: {lp.describe()}", level="warning")
+        all_tiles = TaggedTiles(scenes, train_tags + hold_tags, bands, scheme, progress=progress,
+                                levels=level_plans)
     finally:
         for s in scenes:
             s.close()

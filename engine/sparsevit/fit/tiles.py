@@ -14,6 +14,7 @@ import numpy as np
 from rasterio.windows import Window
 
 from ..datasets.base import Dataset, Sample
+from ..io.processing_level import LevelPlan
 from ..model_bands import to_model_bands
 from ..progress import Progress, null_progress
 from ..schemes import ClassScheme
@@ -30,7 +31,7 @@ class TaggedTiles(Dataset):
 
     def __init__(self, scenes: Sequence, tags: Sequence[TileTag], model_bands: Sequence[str],
                  scheme: ClassScheme, repeat: int = 1, progress: Progress | None = None,
-                 stage: str = "read tiles"):
+                 stage: str = "read tiles", levels: Sequence[LevelPlan] | None = None):
         progress = progress or null_progress()
         self.scheme, self.s2_bands, self.repeat = scheme, tuple(model_bands), max(1, int(repeat))
         self.tags: list[TileTag] = []
@@ -39,8 +40,12 @@ class TaggedTiles(Dataset):
         with progress.stage(stage, total=len(tags)) as st:
             for t in tags:
                 scene = scenes[t.raster]
-                used = [b for b in self.s2_bands if b in scene.bands]
+                plan = levels[t.raster] if levels is not None else None
+                used = [b for b in self.s2_bands if b in scene.bands
+                        and (plan is None or b not in plan.dropped)]
                 data, valid = scene.read(Window(t.col, t.row, t.size, t.size), used)
+                if plan is not None:  # what predict will give the fitted model, as predict does it
+                    data = np.where(valid, plan.apply(data, used), data)
                 if valid.mean() < MIN_VALID:
                     self.dropped.append(t.id)
                 else:

@@ -933,6 +933,31 @@ def decimated_stats(scene: S2Scene | S1Scene, max_side: int = _SAMPLE_SIDE) -> d
     return {"bands": stats, "nodata_share": round(float(max(shares)), 4) if shares else None}
 
 
+def level_from_pixels(scene: S2Scene, max_side: int = 256) -> tuple[str | None, float | None]:
+    """Processing level judged from a decimated read of B09 and B8A (see
+    :func:`~sparsevit.model_bands.level_from_b09`); ``(None, None)`` without both bands."""
+    from .processing_level import level_from_b09
+
+    if not all(b in scene.bands for b in ("B09", "B8A")):
+        return None, None
+    arrays = {}
+    for name in ("B09", "B8A"):
+        src = scene.bands[name]
+        with _open(src.path) as ds:
+            a = _decimated(ds, src.index, max_side).astype(np.float32)
+        bad = ~np.isfinite(a) | (a == 0)
+        if src.nodata is not None and not np.isnan(src.nodata):
+            bad |= a == src.nodata
+        a = scene.radiometry.apply(name, a) if scene.radiometry is not None else a
+        arrays[name] = np.where(bad, np.nan, a)
+    if arrays["B09"].shape != arrays["B8A"].shape:  # separate files of other sizes: a common grid
+        h = min(arrays["B09"].shape[0], arrays["B8A"].shape[0])
+        w = min(arrays["B09"].shape[1], arrays["B8A"].shape[1])
+        arrays = {k: v[:: max(1, v.shape[0] // h), :: max(1, v.shape[1] // w)][:h, :w]
+                  for k, v in arrays.items()}
+    return level_from_b09(arrays["B09"], arrays["B8A"])
+
+
 TRUE_COLOUR = ("B04", "B03", "B02")
 
 

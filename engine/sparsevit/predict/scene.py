@@ -30,6 +30,7 @@ from ..bundle import ModelBundle
 from ..devices import check_threads, describe_device, resolve_device
 from ..errors import InputError, OutputError
 from ..io.clouds import CLOUD_CONFIDENCE, NO_SHADOWS, SHADOW_HEIGHTS_M
+from ..io.processing_level import LevelPlan, plan_for_scene
 from ..io.scene import Grid, open_s1, open_s2, true_colour
 from ..io.tiles import tile_windows
 from ..io.writers import ClassifiedWriter, FloatWriter
@@ -203,7 +204,7 @@ def predict_scene(bundle: ModelBundle, s2: str | Path | Sequence[str | Path], ou
                  radiometry=opts.radiometry, smooth_blocky=opts.smooth_blocky) as scene:
         s1_scene = open_s1(s1, target=scene) if (s1 is not None and bundle.has_s1) else None
         progress.log(f"device: {describe_device(device)}")
-        band_plan = _band_plan(bundle, scene, s1 is not None, progress)
+        band_plan, level_plan = _band_plan(bundle, scene, s1 is not None, progress)
         try:
             window = _area_window(scene.grid, opts.area, str(first))
             grid = Grid(scene.grid.crs, scene.grid.window_transform(window),
@@ -218,7 +219,7 @@ def predict_scene(bundle: ModelBundle, s2: str | Path | Sequence[str | Path], ou
             try:
                 staged = _output_names(stage_dir, stem, opts)
                 stats = _run_tiles(bundle, scene, s1_scene, window, grid, staged, opts, device, progress,
-                                   band_plan["used"])
+                                   band_plan["used"], level_plan)
                 stats["bands"] = band_plan
                 if stats.get("valid_pixels") and "cloud_pixels" in stats:
                     stats["cloud_share"] = round(stats["cloud_pixels"] / stats["valid_pixels"], 4)
@@ -311,34 +312,36 @@ def _band_plan(bundle: ModelBundle, scene, s1_given: bool, progress: Progress) -
     used = [b for b in bundle.s2_bands if b in scene.bands]
     missing = [b for b in bundle.s2_bands if b not in scene.bands]
     how = {b: scene.bands[b].how for b in used}
+    radio = scene.radiometry.to_dict() if scene.radiometry is not None else None
+    trained = bundle.card.get("trained_on_level") if isinstance(bundle.card, dict) else None
+    levels, judged = plan_for_scene(scene, used, trained, bundle.band_flexible)
+    level = levels.level
+    used = [b for b in used if b not in levels.dropped]
     progress.log(f"bands: using {len(used)} of the model's {len(bundle.s2_bands)} "
                  f"({', '.join(used)})" + (f"; missing {', '.join(missing)} (the model is "
                                             "band-flexible and reads the input without them)"
                                             if missing else ""))
+    if levels.describe():
+        progress.log(levels.describe(), level="warning")
     for note in scene.warnings:
         progress.log(note, level="warning")
     s1_ignored = s1_given and not bundle.has_s1
     if s1_ignored:
         progress.log("Sentinel-1 input ignored: this model reads Sentinel-2 only", level="warning")
-    radio = scene.radiometry.to_dict() if scene.radiometry is not None else None
-    level = radio.get("level") if radio else None
-    trained = bundle.card.get("trained_on_level") if isinstance(bundle.card, dict) else None
     level_note = None
     if level and trained and level != trained:
-        level_note = (f"the input is {level}, the model was trained on {trained} digital numbers: "
-                      + ("L2A's atmospheric correction makes blue bands darker and water and "
-                         "vegetation read differently; expect more confusion between similar classes"
-                         if level == "L2A" else "L1C's haze makes blue bands brighter than the L2A "
-                         "the model learnt; expect more confusion between similar classes"))
+        level_note = (f"one fixed conversion cannot know this scene's atmosphere: expect more "
+                      f"confusion between similar classes than on {trained} input")
         progress.log(level_note, level="warning")
     return {"used": used, "missing": missing, "identified_by": how,
             "input_warnings": list(scene.warnings), "s1_ignored": s1_ignored,
-            "radiometry": radio, "level_warning": level_note}
+            "radiometry": radio, "level_warning": level_note, "levels": levels.to_dict(),
+            "level_from_pixels": judged}, levels
 
 
 def _run_tiles(bundle: ModelBundle, scene, s1_scene, window: Window, grid: Grid, staged: _Outputs,
                opts: PredictOptions, device: torch.device, progress: Progress,
-               used_bands: Sequence[str] | None = None) -> dict:
+               used_bands: Sequence[str] | None = None, levels: LevelPlan | None = None) -> dict:
     tile, overlap = _tiling(opts, bundle)
     tiles = tile_windows(grid.width, grid.height, tile, overlap)
     scheme = bundle.scheme
@@ -375,6 +378,8 @@ def _run_tiles(bundle: ModelBundle, scene, s1_scene, window: Window, grid: Grid,
                 if shadows is not None:
                     cloud |= shadows.crop(int(w.row_off), int(w.col_off), int(w.height), int(w.width))
                 cloud &= valid
+            if levels is not None and levels.converts:  # after the cloud tests, which read the input's level
+                data[:n_s2] = np.where(valid, levels.apply(data[:n_s2], bundle.s2_bands), data[:n_s2])
             out.append((t, data, valid, cloud))
         return out
 

@@ -358,9 +358,12 @@ def write_table(report: dict, out_dir: Path) -> None:
            f"{report['agreement']['deepness_onnx_vs_torch_loop']:.4%}; deepness-onnx vs ours "
            f"{report['agreement']['deepness_onnx_vs_ours']:.2%}; the same ONNX file on our tile "
            f"layout (cores pasted) vs ours {report['agreement']['onnx_on_our_tile_layout_vs_ours']:.2%}. "
-           "The gap is Deepness' tiling, not the export: its grid starts above the raster (the "
+           "The gap is not the export: Deepness' grid starts above the raster (the "
            "extent is grown up and right to N x stride + tile, filled with no data) and this "
-           "segmenter's output depends on each tile's whole context; ours also blends overlaps.",
+           "segmenter's output depends on each tile's whole context; ours also blends overlaps, "
+           "and reads the input as predict does (the chip's nearest-neighbour 20/60 m bands "
+           "smoothed, io/blocky_bands.py), while the other rows read the raster as stored, as "
+           "Deepness would.",
            "- ours does more per tile than the other rows: the ViT classifier and its attention "
            "pseudomask as well as the segmenter, blending, and it writes COGs + class areas. The "
            "deepness-onnx row leaves out QGIS' raster reads and its polygonisation of the map "

@@ -227,6 +227,9 @@ def fit(rasters: Sequence[str | Path], labels_path: str | Path, out_dir: str | P
                          "those classes", level="warning")
         train_tags, hold_tags = _split(labels, opts.holdout, opts.seed)
         trained_level = base.card.get("trained_on_level") if base is not None else None
+        if base is None:  # from scratch the model learns its rasters' level, when they share one
+            known = {s.radiometry.level if s.radiometry is not None else None for s in scenes}
+            trained_level = known.pop() if len(known) == 1 else None
         level_plans = [plan_for_scene(s, [b for b in bands if b in s.bands], trained_level,
                                       base.band_flexible if base is not None else True)[0]
                        for s in scenes]
@@ -264,7 +267,7 @@ def fit(rasters: Sequence[str | Path], labels_path: str | Path, out_dir: str | P
     card: dict = {"kind": "fit", "scheme": scheme.to_dict(), "tag_tile": tile,
                   "sources": [str(r) for r in rasters], "labels": labels.report,
                   "base_model": None if base is None else str(base.path),
-                  "settings": opts.key(), "trained_on_level": base.card.get("trained_on_level") if base else None,
+                  "settings": opts.key(), "trained_on_level": trained_level,
                   "tiles": {"tagged": len(labels.tiles), "train": len(train_tiles), "holdout": len(hold_tiles),
                             "dropped_no_data": len(all_tiles.dropped),
                             # which tiles the card's held-out metrics come from (and a benchmark

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from rasterio.windows import Window
 
 from sparsevit.bands import S2_BANDS_NO_CIRRUS
 from sparsevit.datasets import BigEarthNetV1Dataset, BigEarthNetV2Dataset
@@ -191,3 +192,25 @@ def test_the_conversion_changes_the_l2a_map(default_bundle, tmp_path):
     assert b["counts"]["bands"]["levels"]["dropped"] == []
     with rasterio.open(a["outputs"]["pseudomask"]) as ra, rasterio.open(b["outputs"]["pseudomask"]) as rb:
         assert (ra.read(1) != rb.read(1)).mean() > 0.05
+
+
+def test_fit_reads_its_tiles_as_predict_does():
+    """``fit`` fine-tunes an L1C model on an L2A raster with the same band handling predict will
+    give the fitted model: B01/B09 absent (NaN) and the other bands converted."""
+    from sparsevit.fit.labels import TileTag
+    from sparsevit.fit.tiles import TaggedTiles
+    from sparsevit.schemes import load_scheme
+
+    scheme = load_scheme("eurosat")
+    tag = TileTag(0, 0, 0, 64, np.eye(len(scheme.names), dtype=np.float32)[0], "t0")
+    with open_s2(L2A_DIR) as s:
+        plan = plan_levels([b for b in S2_BANDS_NO_CIRRUS if b in s.bands], "L2A", "L1C", True)
+        raw, valid = s.read(Window(0, 0, 64, 64), ["B02"])
+        tiles = TaggedTiles([s], [tag], S2_BANDS_NO_CIRRUS, scheme, levels=[plan])
+        plain = TaggedTiles([s], [tag], S2_BANDS_NO_CIRRUS, scheme)
+    got = tiles.images[0]
+    for b in ATMOSPHERIC_BANDS:
+        assert np.isnan(got[S2_BANDS_NO_CIRRUS.index(b)]).all()
+        assert not np.isnan(plain.images[0][S2_BANDS_NO_CIRRUS.index(b)]).any()
+    expect = plan.conversion.apply(raw, ["B02"], "L2A", "L1C")[0]
+    np.testing.assert_allclose(got[S2_BANDS_NO_CIRRUS.index("B02")][valid], expect[valid], rtol=1e-5)

@@ -96,12 +96,27 @@ def run_predict(raster: Path, out: Path, model: Path, threads: int, extra=(), de
     result = next(json.loads(ln) for ln in stdout_lines if '"event": "result"' in ln)
     return {"seconds": round(seconds, 2), "peak_rss_mb": round(hwm["kb"] / 1024, 1),
             "km2": result["km2"], "tiles": result["counts"]["tiles"],
-            "engine_seconds": result["seconds"], "device": result["device"]}
+            "engine_seconds": result["seconds"], "device": result["device"],
+            "precision": result["counts"].get("precision")}
 
 
-def matmul_peak_gflops(threads: int, n: int = 2048, repeats: int = 5) -> float:
+def _same_class(a: Path, b: Path) -> float:
+    """Share of pixels whose land-cover class agrees between two runs' maps (read in blocks)."""
+    import rasterio
+
+    fa, fb = (next(d.glob("*_landcover.tif")) for d in (a, b))
+    same = total = 0
+    with rasterio.open(fa) as ra, rasterio.open(fb) as rb:
+        for _, w in ra.block_windows(1):
+            x, y = ra.read(1, window=w), rb.read(1, window=w)
+            same += int((x == y).sum())
+            total += x.size
+    return round(same / max(total, 1), 5)
+
+
+def matmul_peak_gflops(threads: int, n: int = 2048, repeats: int = 5, dtype=torch.float32) -> float:
     torch.set_num_threads(threads)
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -121,7 +136,19 @@ def flops_figures(report: dict, model: Path, threads: int) -> None:
     report["matmul_peak_gflops"] = round(peak, 1)
     report["model_gflop_per_tile"] = {k: round(v / 1e9, 3) for k, v in flops.items()}
     report["achieved_gflops"] = round(achieved, 2)
+    # the goal's yardstick is the float32 matmul peak; a bf16 run is also set against its own
     report["flops_fraction_of_peak"] = round(achieved / peak, 4)
+    if report["tile"].get("precision") == "bf16":
+        peak16 = max(matmul_peak_gflops(threads, dtype=torch.bfloat16) for _ in range(3))
+        report["matmul_peak_gflops_bf16"] = round(peak16, 1)
+        report["flops_fraction_of_bf16_peak"] = round(achieved / peak16, 4)
+    else:
+        report.pop("matmul_peak_gflops_bf16", None)
+        report.pop("flops_fraction_of_bf16_peak", None)
+    fp32 = report.get("tile_fp32")
+    if fp32:
+        report["achieved_gflops_fp32"] = round(flops["total"] * fp32["tiles"] / fp32["seconds"] / 1e9, 2)
+        report["flops_fraction_of_peak_fp32"] = round(report["achieved_gflops_fp32"] / peak, 4)
 
 
 def model_flops_per_tile(model_dir: Path, tile: int) -> dict:
@@ -246,6 +273,14 @@ def main(argv=None) -> int:
             report["peak_rss_mb_10980"] = t["peak_rss_mb"]
         print("tile:", report["tile"], flush=True)
         save()
+        report.pop("tile_fp32", None)
+        if t.get("precision") == "bf16":  # side by side: the same tile in float32, maps compared
+            t32 = run_predict(vrt, tmp / "tile_fp32", model, args.threads, ["--no-overview", "--precision", "fp32"])
+            report["tile_fp32"] = {**t32, "size_px": args.size,
+                                   "same_class_share": _same_class(tmp / "tile", tmp / "tile_fp32")}
+            report["bf16_speedup"] = round(t32["seconds"] / t["seconds"], 3)
+            print("tile fp32:", report["tile_fp32"], flush=True)
+            save()
         if not args.skip_4x:
             vrt4 = repeat_vrt(tmp / "tile4.vrt", SAMPLE, args.size * 2)
             f = run_predict(vrt4, tmp / "tile4", model, args.threads, ["--no-overview"])
@@ -267,7 +302,7 @@ def write_table(report: dict, out_dir: Path) -> None:
     md = ["# Large-scene prediction (`benchmarks/bench_predict.py`)", "",
           f"Model `{report['model']}`, {report['threads']} threads, {report['machine']}.", "",
           "| run | px | km2 | tiles | seconds | km2/min | peak RSS MB |", "|---|---|---|---|---|---|---|"]
-    for key in ("sample", "tile", "tile_4x"):
+    for key in ("sample", "tile", "tile_fp32", "tile_4x"):
         if key in report:
             r = report[key]
             md.append(f"| {key} | {r.get('size_px', 512)} | {r['km2']:.0f} | {r['tiles']} | {r['seconds']:.0f} | "
@@ -279,7 +314,15 @@ def write_table(report: dict, out_dir: Path) -> None:
            + (f" - 4x run from {report['tile_4x_from']}" if report.get("tile_4x_from") else ""),
            f"- model {report['model_gflop_per_tile']['total']} GFLOP per 256 px tile; achieved "
            f"{report['achieved_gflops']} GFLOP/s vs matmul peak {report['matmul_peak_gflops']} GFLOP/s: "
-           f"**{report['flops_fraction_of_peak']:.1%}** of peak",
+           f"**{report['flops_fraction_of_peak']:.1%}** of peak"
+           + (f" (runs in {report['tile']['precision']}; {report['flops_fraction_of_bf16_peak']:.1%} of the "
+              f"bf16 matmul peak {report['matmul_peak_gflops_bf16']} GFLOP/s)"
+              if report.get("flops_fraction_of_bf16_peak") is not None else ""),
+           *([f"- float32 side by side (`--precision fp32`, the default before): "
+              f"{report['tile_fp32']['seconds']:.0f} s, {report['achieved_gflops_fp32']} GFLOP/s = "
+              f"{report['flops_fraction_of_peak_fp32']:.1%} of the float32 peak; bf16 is "
+              f"**{report['bf16_speedup']}x** faster and gives the same class on "
+              f"{report['tile_fp32']['same_class_share']:.2%} of the pixels"] if report.get("tile_fp32") else []),
            (f"- GPU ({report['gpu_name']}): full tile in **{report['full_tile_seconds_gpu']} s** "
             f"(goal <= 30 s on one H100)" if report.get("full_tile_seconds_gpu") is not None
             else f"- GPU: {report.get('gpu_note')}"), ""]

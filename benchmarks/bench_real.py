@@ -45,6 +45,7 @@ from sparsevit.datasets import (  # noqa: E402
 )
 from sparsevit.datasets.eurosat import read_eurosat_patch  # noqa: E402
 from sparsevit.datasets.eurosat_real import RGB_BANDS, RealPatchScenes, ms_patches  # noqa: E402
+from sparsevit.devices import auto_precision  # noqa: E402
 from sparsevit.evaluation.metrics import EvaluationSet  # noqa: E402
 from sparsevit.io.atomic import write_text_atomic  # noqa: E402
 from sparsevit.io.processing_level import array_for_model  # noqa: E402
@@ -60,6 +61,7 @@ from sparsevit.schemes import load_mapping  # noqa: E402
 RESULTS = REPO / "benchmarks" / "results"
 DATA = REPO / "data"
 FOUND_FRACTION = 0.05
+PRECISION = "fp32"  # set by --precision
 SCENES = {  # every real scene the repository carries, with what a person sees in its RGB
     "spain_sen1floods11": (REPO / "resources/sample/Spain_7370579_S2Hand.tif",
                            "rural farmland with villages, a motorway and a river (L1C)"),
@@ -141,7 +143,7 @@ def patch_accuracy(bundle) -> dict:
 
 def water(bundle) -> dict:
     from sparsevit.recipes.default_model import sen1floods11_water
-    w = sen1floods11_water(bundle)
+    w = sen1floods11_water(bundle, precision=PRECISION)
     return {"sen1floods11_water_iou": w["water_iou"], "sen1floods11_overall_accuracy": w["overall_accuracy"],
             "sen1floods11_water_px_true": w["water_pixels_true"],
             "sen1floods11_water_px_pred": w["water_pixels_predicted"]}
@@ -230,7 +232,8 @@ def overviews(bundle, tag: str, tmp: Path, out_dir: Path) -> dict:
         run = tmp / f"ov_{key}"
         run.mkdir()
         try:
-            s = predict_scene(bundle, src, run, stem=key, opts=PredictOptions(overview=True, stats=False))
+            s = predict_scene(bundle, src, run, stem=key,
+                              opts=PredictOptions(overview=True, stats=False, precision=PRECISION))
         except Exception as exc:  # a scene the model cannot read is a result, not a crash
             res[key] = {"error": str(exc), "what": what}
             continue
@@ -263,11 +266,14 @@ def evaluate(model: Path, tag: str, scenes: int, base: str | None = None,
         bm, bdoc = load_model(base)
         row["unpruned_classifier_macro_f1"] = classifier_f1(bm, normalizer_from_config(bdoc), scenes)
         row["pruning_cost_points"] = round(100 * (row["unpruned_classifier_macro_f1"] - row["classifier_macro_f1"]), 2)
-    with tempfile.TemporaryDirectory() as tmp:
+    # the models run at predict's precision (bf16 where the CPU has it): the figures are the maps' own
+    with tempfile.TemporaryDirectory() as tmp, \
+            torch.autocast("cpu", dtype=torch.bfloat16, enabled=PRECISION == "bf16"):
         tmp = Path(tmp)
         for part in (patch_accuracy(bundle), water(bundle), bigearthnet(bundle),
                      mosaics(bundle, scenes), {"scenes": overviews(bundle, tag, tmp, results / "real_overviews")}):
             row.update(part)
+    row["precision"] = PRECISION
     row["seconds"] = round(time.perf_counter() - t0, 1)
     return row
 
@@ -285,7 +291,8 @@ def markdown(res: dict) -> str:
     models = [m for m in ("current", "previous") if m in res]
     fmt = lambda v: "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))  # noqa: E731
     lines = ["# Real-scene benchmark (`benchmarks/bench_real.py`)", "",
-             f"Held-out real data only; {res['current']['mosaic_scenes']} mosaic scenes. "
+             f"Held-out real data only; {res['current']['mosaic_scenes']} mosaic scenes; models run in "
+             f"{res['current'].get('precision', 'fp32')} (as predict runs them on this CPU). "
              f"Models: " + ", ".join(f"{m} = `{res[m]['model']}`" for m in models) + "."
              + (f" Previous: {res['previous_note']}" if res.get("previous_note") else ""), "",
              "| figure | " + " | ".join(models) + " | goal |", "|---|" + "---|" * len(models) + "---|"]
@@ -326,11 +333,15 @@ def main(argv=None) -> int:
     ap.add_argument("--base-classifier", default=None,
                     help="the unpruned classifier the model was pruned from: macro-F1 side by side")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                    help="as predict's --precision (auto: bf16 on a CPU with native bf16)")
     ap.add_argument("--out", default=str(RESULTS / "real.json"))
     ap.add_argument("--update-card", action="store_true",
                     help="write the figures into the model's bundle.json card and MODEL_CARD.md")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    global PRECISION
+    PRECISION = args.precision if args.precision != "auto" else auto_precision(torch.device("cpu"))
     results = Path(args.out).resolve().parent  # the overviews go beside the figures
     res = {"benchmark": "real", "threads": args.threads,
            "current": evaluate(Path(args.model).resolve(), "current", args.scenes, args.base_classifier,

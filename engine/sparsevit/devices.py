@@ -2,7 +2,13 @@
 ``docs/protocol.md``), the log and the run record, so the plugin never parses log text."""
 from __future__ import annotations
 
+import platform
+from pathlib import Path
 from typing import Any
+
+# CPU features with native bfloat16 matrix instructions (Linux /proc/cpuinfo flag names): on
+# them bf16 matmuls run 4x the float32 peak (927 vs 222 GFLOP/s on a 2-core AVX512-BF16 EPYC)
+_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
 def check_threads(threads: int | None) -> None:
@@ -34,3 +40,22 @@ def device_fields(requested: str | None = None, threads: int | None = None) -> d
     """``{"device": "cpu" | "cuda" | "cuda:1" ..., "device_name": "CPU (2 threads)" ...}``."""
     device = resolve_device(requested)
     return {"device": str(device), "device_name": describe_device(device, threads)}
+
+
+def cpu_has_native_bf16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
+    """True where the CPU says it has bfloat16 matrix instructions. Without them PyTorch emulates
+    bf16 (slower than float32), and where the flags cannot be read (macOS, Windows) the answer
+    is False: float32, as before."""
+    if platform.system() != "Linux":
+        return False
+    try:
+        flags = next((line.split(":", 1)[1].split() for line in Path(cpuinfo).read_text().splitlines()
+                      if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return any(f in flags for f in _BF16_FLAGS)
+
+
+def auto_precision(device) -> str:
+    """``predict --precision auto``: bf16 on GPUs and on CPUs with native bf16, else fp32."""
+    return "bf16" if device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16()) else "fp32"

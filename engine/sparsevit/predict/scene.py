@@ -27,7 +27,7 @@ import torch
 from rasterio.windows import Window, from_bounds
 
 from ..bundle import ModelBundle
-from ..devices import check_threads, describe_device, resolve_device
+from ..devices import auto_precision, check_threads, describe_device, resolve_device
 from ..errors import InputError, OutputError
 from ..io.clouds import CLOUD_CONFIDENCE, NO_SHADOWS, SHADOW_HEIGHTS_M
 from ..io.processing_level import LevelPlan, plan_for_scene
@@ -59,7 +59,7 @@ class PredictOptions:
     overview: bool = True
     overwrite: bool = False
     device: str | None = None  # default: cuda when available
-    precision: str = "auto"  # fp32 | bf16 | auto (bf16 on GPUs, fp32 on CPUs)
+    precision: str = "auto"  # fp32 | bf16 | auto (bf16 on GPUs and CPUs with native bf16, else fp32)
     threads: int | None = None
     band_order: Sequence[str] | None = None
     # how to convert the values (io/radiometry.py OVERRIDE_HELP); None: detected from the product
@@ -356,7 +356,7 @@ def _run_tiles(bundle: ModelBundle, scene, s1_scene, window: Window, grid: Grid,
     if seg is not None:
         # NHWC convolutions: 1.5x faster on this CPU in a side-by-side run, same outputs
         seg = seg.to(memory_format=torch.channels_last)
-    precision = opts.precision if opts.precision != "auto" else ("bf16" if device.type == "cuda" else "fp32")
+    precision = opts.precision if opts.precision != "auto" else auto_precision(device)
     counts_precision = precision
     counts = {"tiles": len(tiles), "fallback_tiles": 0, "valid_pixels": 0}
     head_desc: list[str] | None = None

@@ -147,7 +147,7 @@ def prune_and_recover(mcfg, train_ds, base_ck, norm, lambda_l0: float, ft_epochs
     return rec.model.eval()
 
 
-def sen1floods11_water(bundle) -> dict:
+def sen1floods11_water(bundle, precision: str = "auto") -> dict:
     """Predict the bundled Sen1Floods11 chip and score the coarse map's Water (River + SeaLake)
     against its hand labels: the one real, pixel-labelled scene the repository carries. Used by
     the recipe's card and by ``benchmarks/bench_real.py``."""
@@ -159,7 +159,7 @@ def sen1floods11_water(bundle) -> dict:
     coarse = load_mapping("eurosat_to_eurosat_coarse")
     with tempfile.TemporaryDirectory() as tmp:
         s = predict_scene(bundle, sample / "Spain_7370579_S2Hand.tif", Path(tmp),
-                          opts=PredictOptions(overview=False, stats=False))
+                          opts=PredictOptions(overview=False, stats=False, precision=precision))
         with rasterio.open(s["outputs"]["landcover"]) as lc, \
                 rasterio.open(sample / "Spain_7370579_LabelHand.tif") as ref:
             pred = (coarse.lut[lc.read(1)] == coarse.target.by_name("Water").value).astype(np.uint8)

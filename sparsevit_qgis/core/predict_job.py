@@ -30,7 +30,7 @@ LEVELS = (
 
 # Where the engine computes. "auto" (and 0 threads, the default batch size) means the engine's
 # own choice and gives no argument at all: CUDA when the engine's torch sees a GPU, torch's
-# default thread count, bf16 autocast on GPUs and fp32 on CPUs (engine/sparsevit/devices.py,
+# default thread count, bf16 autocast on GPUs and CPUs with native bf16, else fp32 (engine/sparsevit/devices.py,
 # commands/predict.py).
 DEVICE_AUTO = "auto"
 DEVICES = (  # (value, label) the panel offers; cuda:N entries are added for each GPU found
@@ -39,7 +39,7 @@ DEVICES = (  # (value, label) the panel offers; cuda:N entries are added for eac
     ("cuda", "CUDA GPU"),
 )
 PRECISIONS = (
-    ("auto", "Auto (bf16 on GPUs, fp32 on CPUs)"),
+    ("auto", "Auto (bf16 on GPUs and bf16 CPUs, else fp32)"),
     ("fp32", "fp32 (exact)"),
     ("bf16", "bf16 (faster on GPUs and CPUs with AMX/AVX512-BF16)"),
 )

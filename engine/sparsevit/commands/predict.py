@@ -55,7 +55,8 @@ def register(subparsers) -> None:
     add_compute_options(p)
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                    help="bf16 autocast: ~1.8x faster segmenter on CPUs with AVX512-BF16/AMX, "
-                        "slightly different maps; auto = bf16 on GPUs, fp32 on CPUs")
+                        "slightly different maps (98.9 %% of a full tile's pixels the same); "
+                        "auto = bf16 on GPUs and on CPUs with native bf16, else fp32")
     add_band_options(p)
     p.set_defaults(func=run, uses_device=True)
 

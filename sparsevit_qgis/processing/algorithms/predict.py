@@ -60,7 +60,7 @@ class PredictAlgorithm(EngineAlgorithm):
         "empty uses the bundled default model.\nExtent: only this rectangle is mapped (the "
         "engine has no polygon clip).\n\nAdvanced: Device (auto: the GPU when the engine's "
         "PyTorch finds one, else the CPU), CPU threads (0: the engine's default), precision "
-        "(auto: bf16 on GPUs, fp32 on CPUs) and batch size (tiles per batch, 8 by default); "
+        "(auto: bf16 on GPUs and on CPUs with native bf16, else fp32) and batch size (tiles per batch, 8 by default); "
         "the Device output says what the run used. Band order: the Sentinel-2 name of each band "
         "in file order (- for a band to leave out) or a preset (eurosat, esa, esa12), for a "
         "raster whose bands the engine cannot name or names wrongly (see Inspect input raster); "

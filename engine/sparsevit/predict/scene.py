@@ -469,9 +469,13 @@ def _model_input(bundle: ModelBundle, items) -> torch.Tensor:
     band-flexible models' convention)."""
     n_s2 = len(bundle.s2_bands)
     x = torch.stack([bundle.normalizer(d[:n_s2], d[n_s2:] if bundle.has_s1 else None) for _, d, *_ in items])
-    valid = np.stack([it[2] for it in items])
-    return torch.where(torch.from_numpy(~valid).unsqueeze(1) & torch.isfinite(x),
-                       torch.zeros((), dtype=x.dtype), x)
+    invalid = torch.from_numpy(~np.stack([it[2] for it in items])).unsqueeze(1)
+    if not bool(invalid.any()):
+        return x
+    # an absent band is a whole NaN channel (to_model_bands) and stays one; the bands read are
+    # finite (the reader zeroes no-data), so one pixel tells which is which
+    present = ~torch.isnan(x[:, :, :1, :1])
+    return x.masked_fill(invalid & present, 0.0)
 
 
 def _head_maps_at(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -13,6 +13,7 @@ from torch import nn
 
 from .. import compat  # noqa: F401  (torchvision import shim, before smp/timm)
 from ..errors import InputError
+from ..models.vit import band_presence
 
 
 @dataclass(frozen=True)
@@ -59,10 +60,8 @@ class BandFlexible(nn.Module):
         self.net, self.in_channels = net, in_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        finite = torch.isfinite(x)
-        present = finite.flatten(2).any(-1).to(x.dtype)[:, :, None, None].expand_as(x)
-        x = torch.where(finite, x, torch.zeros((), dtype=x.dtype, device=x.device))
-        return self.net(torch.cat([x, present], dim=1))
+        x, present = band_presence(x)
+        return self.net(torch.cat([x, present.to(x.dtype)[:, :, None, None].expand_as(x)], dim=1))
 
 
 def build_segmenter(name_or_config: str | SegmenterConfig | dict, in_channels: int,

@@ -39,6 +39,31 @@ def test_presence_is_per_sample_and_channel():
     assert torch.isfinite(filled).all() and filled[0, 1].abs().sum() == 0
 
 
+def test_presence_equals_the_per_pixel_definition():
+    """The one-reduction shortcut gives what the per-pixel test gives (isfinite/any/where), for
+    finite batches (returned as they are), whole NaN channels, scattered NaN and +-inf."""
+    g = torch.Generator().manual_seed(0)
+    for case in range(6):
+        x = torch.randn(3, 5, 16, 16, generator=g)
+        if case >= 1:
+            x[1, 2] = float("nan")
+        if case >= 2:
+            x[0, :, 3, 4] = float("nan")
+        if case >= 3:
+            x[2, 0, 5, 5], x[2, 1, 0, 0] = float("inf"), float("-inf")
+        if case >= 4:
+            x[:, 4] = float("nan")
+        if case == 5:
+            x[0, 0, 0, 0] = 3e38
+            x[0, 0, 0, 1] = 3e38  # a finite channel whose sum overflows: still present, kept
+        finite = torch.isfinite(x)
+        filled, present = band_presence(x)
+        assert torch.equal(present, finite.flatten(2).any(-1))
+        assert torch.equal(filled, torch.where(finite, x, torch.zeros(())))
+        if case == 0:
+            assert filled is x
+
+
 def test_missing_bands_give_finite_outputs_that_know_the_band_is_absent():
     m = _model()
     x = torch.randn(2, N, 64, 64)

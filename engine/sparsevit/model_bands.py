@@ -30,8 +30,12 @@ class ModelBands:
                 "lacking_required": [b for b in self.required if b not in have],
                 "ignored": sorted(have - set(self.s2_bands)), "flexible": self.flexible}
 
-    def describe(self, available: Iterable[str]) -> str:
-        p = self.plan(available)
+    def describe(self, available: Iterable[str], left_out: Iterable[str] = ()) -> str:
+        """One line for ``info``; ``left_out``: bands the input has but the model is not given
+        (an input of another processing level, see io/processing_level.py)."""
+        left_out = [b for b in self.s2_bands if b in set(left_out)]
+        p = self.plan([b for b in available if b not in left_out])
+        p["missing"] = [b for b in p["missing"] if b not in left_out]
         if p["lacking_required"]:
             need = "every one of its bands" if not self.flexible else ", ".join(self.required)
             return (f"the model cannot run on this input: it lacks {', '.join(p['lacking_required'])} "
@@ -39,6 +43,8 @@ class ModelBands:
         text = f"the model uses {len(p['used'])} of its {len(self.s2_bands)} bands ({', '.join(p['used'])})"
         if p["missing"]:
             text += f"; missing {', '.join(p['missing'])}: read without them (band-flexible model)"
+        if left_out:
+            text += f"; {', '.join(left_out)} present but left out for the processing level (below)"
         return text
 
 

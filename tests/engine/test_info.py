@@ -57,13 +57,15 @@ def test_info_on_real_products(data_dir, rel, kind, bands, how, size, crs, res, 
         # every one of these products holds the bundled model's 12 bands (B10 is not one); an
         # L2A product is read without B01/B09 (the model learnt L1C), and info says why
         mb = info["model_bands"]
-        assert mb["missing"] == mb["levels"]["dropped"] and not mb["lacking_required"]
+        assert mb["missing"] == [] and mb["left_out"] == mb["levels"]["dropped"]
+        assert not mb["lacking_required"]
         assert mb["levels"]["dropped"] in ([], ["B01", "B09"])
         used = 12 - len(mb["levels"]["dropped"])
         assert any(a.startswith(f"the model uses {used} of its 12 bands") for a in info["actions"])
         if mb["levels"]["dropped"]:
             assert mb["levels"]["level"] == "L2A"
             assert any("B01, B09 left out" in a for a in info["actions"])
+            assert any("B01, B09 present but left out for the processing level" in a for a in info["actions"])
         assert (any(a.startswith("B10 present but not used") for a in info["actions"])
                 == ("B10" in bands))
     else:

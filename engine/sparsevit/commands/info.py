@@ -121,13 +121,15 @@ def describe(paths: Sequence[str | Path], s1: Sequence[str | Path] | None = None
             levels = _level_plan(scene, mb, model_path)
             readable = [b for b in scene.band_names if b not in levels.dropped]
             plan = mb.plan(readable)
+            plan["missing"] = [b for b in plan["missing"] if b not in levels.dropped]
             info["model_bands"] = {"model": str(model or default_model_path()), **plan,
+                                   "left_out": list(levels.dropped),
                                    "required": list(mb.required), "levels": levels.to_dict()}
             if plan["lacking_required"]:
-                actions.append(mb.describe(readable)
+                actions.append(mb.describe(scene.band_names, levels.dropped)
                                + " (add the band files or pass --band-order)")
             else:
-                actions.append(mb.describe(readable))
+                actions.append(mb.describe(scene.band_names, levels.dropped))
             if levels.describe():
                 actions.append(levels.describe())
             if plan["ignored"]:

@@ -22,20 +22,20 @@ class ModelBands:
     flexible: bool
     has_s1: bool
 
-    def plan(self, available: Iterable[str]) -> dict:
-        """What the model does with an input holding ``available`` S2 bands."""
-        have = set(available)
+    def plan(self, available: Iterable[str], left_out: Iterable[str] = ()) -> dict:
+        """What the model does with an input holding ``available`` S2 bands; ``left_out``: bands
+        the input has but the model is not given (an input of another processing level, see
+        io/processing_level.py): neither used nor missing."""
+        out = [b for b in self.s2_bands if b in set(left_out)]
+        have = set(available) - set(out)
         used = [b for b in self.s2_bands if b in have]
-        return {"used": used, "missing": [b for b in self.s2_bands if b not in have],
-                "lacking_required": [b for b in self.required if b not in have],
+        return {"used": used, "missing": [b for b in self.s2_bands if b not in have and b not in out],
+                "left_out": out, "lacking_required": [b for b in self.required if b not in have],
                 "ignored": sorted(have - set(self.s2_bands)), "flexible": self.flexible}
 
     def describe(self, available: Iterable[str], left_out: Iterable[str] = ()) -> str:
-        """One line for ``info``; ``left_out``: bands the input has but the model is not given
-        (an input of another processing level, see io/processing_level.py)."""
-        left_out = [b for b in self.s2_bands if b in set(left_out)]
-        p = self.plan([b for b in available if b not in left_out])
-        p["missing"] = [b for b in p["missing"] if b not in left_out]
+        """One line for ``info``, from :meth:`plan`."""
+        p = self.plan(available, left_out)
         if p["lacking_required"]:
             need = "every one of its bands" if not self.flexible else ", ".join(self.required)
             return (f"the model cannot run on this input: it lacks {', '.join(p['lacking_required'])} "
@@ -43,8 +43,8 @@ class ModelBands:
         text = f"the model uses {len(p['used'])} of its {len(self.s2_bands)} bands ({', '.join(p['used'])})"
         if p["missing"]:
             text += f"; missing {', '.join(p['missing'])}: read without them (band-flexible model)"
-        if left_out:
-            text += f"; {', '.join(left_out)} present but left out for the processing level (below)"
+        if p["left_out"]:
+            text += f"; {', '.join(p['left_out'])} present but left out for the processing level (below)"
         return text
 
 

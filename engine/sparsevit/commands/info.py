@@ -119,11 +119,8 @@ def describe(paths: Sequence[str | Path], s1: Sequence[str | Path] | None = None
             model_path = model if model is not None else default_model_path()
             mb = read_model_bands(model_path)
             levels = _level_plan(scene, mb, model_path)
-            readable = [b for b in scene.band_names if b not in levels.dropped]
-            plan = mb.plan(readable)
-            plan["missing"] = [b for b in plan["missing"] if b not in levels.dropped]
+            plan = mb.plan(scene.band_names, levels.dropped)
             info["model_bands"] = {"model": str(model or default_model_path()), **plan,
-                                   "left_out": list(levels.dropped),
                                    "required": list(mb.required), "levels": levels.to_dict()}
             if plan["lacking_required"]:
                 actions.append(mb.describe(scene.band_names, levels.dropped)

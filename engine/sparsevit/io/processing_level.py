@@ -25,6 +25,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..errors import InputError
+from ..model_bands import to_model_bands
 from ..paths import resource
 
 ATMOSPHERIC_BANDS = ("B01", "B09")
@@ -176,8 +177,6 @@ def array_for_model(data: np.ndarray, have: Sequence[str], model_bands: Sequence
     """``data [len(have), H, W]`` (model DN) as the model reads it, with the same level handling
     as ``predict`` (level judged from B09/B8A when not given): for benchmarks and datasets that
     hold arrays, not files."""
-    from ..model_bands import to_model_bands
-
     have = list(have)
     judged = None
     if level is None and trained and "B09" in have and "B8A" in have:

@@ -935,7 +935,7 @@ def decimated_stats(scene: S2Scene | S1Scene, max_side: int = _SAMPLE_SIDE) -> d
 
 def level_from_pixels(scene: S2Scene, max_side: int = 256) -> tuple[str | None, float | None]:
     """Processing level judged from a decimated read of B09 and B8A (see
-    :func:`~sparsevit.model_bands.level_from_b09`); ``(None, None)`` without both bands."""
+    :func:`~sparsevit.io.processing_level.level_from_b09`); ``(None, None)`` without both bands."""
     from .processing_level import level_from_b09
 
     if not all(b in scene.bands for b in ("B09", "B8A")):

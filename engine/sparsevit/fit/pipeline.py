@@ -226,8 +226,9 @@ def fit(rasters: Sequence[str | Path], labels_path: str | Path, out_dir: str | P
             progress.log(f"no tile is tagged with {', '.join(untrained)}: the model cannot learn "
                          "those classes", level="warning")
         train_tags, hold_tags = _split(labels, opts.holdout, opts.seed)
-        trained_level = base.card.get("trained_on_level") if base is not None else None
-        if base is None:  # from scratch the model learns its rasters' level, when they share one
+        if base is not None:
+            trained_level = base.card.get("trained_on_level")
+        else:  # from scratch the model learns its rasters' level, when they share one
             known = {s.radiometry.level if s.radiometry is not None else None for s in scenes}
             trained_level = known.pop() if len(known) == 1 else None
         level_plans = [plan_for_scene(s, [b for b in bands if b in s.bands], trained_level,

@@ -45,7 +45,7 @@ class TaggedTiles(Dataset):
                         and (plan is None or b not in plan.dropped)]
                 data, valid = scene.read(Window(t.col, t.row, t.size, t.size), used)
                 if plan is not None:  # what predict will give the fitted model, as predict does it
-                    data = np.where(valid, plan.apply(data, used), data)
+                    data = plan.apply(data, used, valid)
                 if valid.mean() < MIN_VALID:
                     self.dropped.append(t.id)
                 else:

@@ -135,10 +135,13 @@ class LevelPlan:
     def converts(self) -> bool:
         return self.conversion is not None
 
-    def apply(self, data: np.ndarray, bands: Sequence[str]) -> np.ndarray:
+    def apply(self, data: np.ndarray, bands: Sequence[str], valid: np.ndarray | None = None) -> np.ndarray:
+        """``data [len(bands), H, W]`` converted to the model's level; pixels outside ``valid``
+        (no data, held as 0 by the reader) are kept as they are."""
         if self.conversion is None:
             return data
-        return self.conversion.apply(data, bands, self.level, self.trained)
+        out = self.conversion.apply(data, bands, self.level, self.trained)
+        return out if valid is None else np.where(valid, out, data)
 
     def describe(self) -> str | None:
         if not self.dropped and self.conversion is None:

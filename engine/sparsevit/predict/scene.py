@@ -379,7 +379,7 @@ def _run_tiles(bundle: ModelBundle, scene, s1_scene, window: Window, grid: Grid,
                     cloud |= shadows.crop(int(w.row_off), int(w.col_off), int(w.height), int(w.width))
                 cloud &= valid
             if levels is not None and levels.converts:  # after the cloud tests, which read the input's level
-                data[:n_s2] = np.where(valid, levels.apply(data[:n_s2], bundle.s2_bands), data[:n_s2])
+                data[:n_s2] = levels.apply(data[:n_s2], bundle.s2_bands, valid)
             out.append((t, data, valid, cloud))
         return out
 
